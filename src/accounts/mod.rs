@@ -1,0 +1,369 @@
+//! The account service behind `/auth`: users, login with lockout and
+//! throttles, sessions and refresh-token rotation, and the bridge to the
+//! in-memory revocation set (a revoked session is refused on the very next
+//! proxied request). HTTP shapes live in `api`; this module is the logic.
+
+pub mod api_keys;
+pub mod orgs;
+pub mod throttle;
+pub mod tokens;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use chrono::Utc;
+use uuid::Uuid;
+
+use crate::authn::api_keys::ApiKeyVerifier;
+use crate::authn::keys::SigningKey;
+use crate::authn::principal::SessionId;
+use crate::config::Config;
+use crate::crypto::password::Hasher;
+use crate::crypto::tokens::{random_token, sha256_hex};
+use crate::error::GatewayError;
+use crate::revocation::RevocationSet;
+use crate::store::audit::{self, Origin};
+use crate::store::sessions::{self, NewSession, Rotation, Session};
+use crate::store::users::{self, User};
+use crate::store::{lockouts, Db, LazyDb};
+use throttle::Throttle;
+use tokens::TokenPair;
+
+/// Who is calling, for throttles, sessions and the audit log.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub ip: IpAddr,
+    pub user_agent: Option<String>,
+}
+
+impl Client {
+    pub fn origin(&self) -> Origin {
+        Origin {
+            ip: Some(self.ip.to_string()),
+            user_agent: self.user_agent.clone(),
+        }
+    }
+}
+
+pub struct Accounts {
+    pub config: Arc<Config>,
+    key: Arc<SigningKey>,
+    revocations: Arc<RevocationSet>,
+    pub hasher: Hasher,
+    db: Arc<LazyDb>,
+    /// The API-key cache, told about every change that affects a key.
+    pub keys: Arc<ApiKeyVerifier>,
+    pub login_throttle: Throttle,
+    pub register_throttle: Throttle,
+}
+
+impl Accounts {
+    pub fn new(
+        config: Arc<Config>,
+        key: Arc<SigningKey>,
+        revocations: Arc<RevocationSet>,
+        db: Arc<LazyDb>,
+        keys: Arc<ApiKeyVerifier>,
+    ) -> Result<Self, String> {
+        let a = &config.accounts;
+        Ok(Self {
+            hasher: Hasher::new(a.argon2)?,
+            login_throttle: Throttle::new(a.throttle_login),
+            register_throttle: Throttle::new(a.throttle_register),
+            config,
+            key,
+            revocations,
+            db,
+            keys,
+        })
+    }
+
+    /// The database, connecting on first use; 503 while it is unreachable.
+    pub async fn db(&self) -> Result<&Db, GatewayError> {
+        self.db.get().await.map_err(GatewayError::from)
+    }
+
+    /// Whether the database answers (for `/readyz`).
+    pub async fn database_ready(&self) -> bool {
+        self.db.ready().await
+    }
+
+    fn revoke_in_memory(&self, ids: impl IntoIterator<Item = Uuid>) {
+        for id in ids {
+            self.revocations.revoke_session(SessionId(id));
+        }
+    }
+
+    /// Starts a session for `user` and returns its token pair.
+    async fn start_session(
+        &self,
+        user: &User,
+        client: &Client,
+        amr: &[String],
+    ) -> Result<TokenPair, GatewayError> {
+        let db = self.db().await?;
+        let refresh = random_token(tokens::REFRESH_TOKEN_BYTES);
+        let now = Utc::now();
+        let ttl = chrono::Duration::from_std(self.config.tokens.refresh_ttl)
+            .unwrap_or(chrono::Duration::days(30));
+        let (session, evicted) = sessions::create(
+            db,
+            NewSession {
+                user_id: user.id,
+                ip: Some(&client.ip.to_string()),
+                user_agent: client.user_agent.as_deref(),
+                amr,
+                expires_at: now + ttl,
+                refresh_hash: &sha256_hex(&refresh),
+                max_sessions: self.config.accounts.max_sessions_per_user,
+            },
+            now,
+        )
+        .await?;
+        if !evicted.is_empty() {
+            audit::record(
+                db,
+                "session_evicted",
+                Some(user.id),
+                None,
+                &client.origin(),
+                serde_json::json!({"sessions": evicted}),
+            )
+            .await;
+            self.revoke_in_memory(evicted);
+        }
+        let orgs = orgs::claims(db, user.id).await?;
+        tokens::pair(&self.config, &self.key, user, &session, &orgs, refresh)
+            .map_err(GatewayError::Internal)
+    }
+
+    /// Password login. Unknown users and wrong passwords look the same
+    /// (status, body, and time: a dummy hash is verified). Locked accounts
+    /// and IPs get 429 even with the right password.
+    pub async fn login(
+        &self,
+        login: &str,
+        password: &str,
+        client: &Client,
+    ) -> Result<(User, TokenPair), GatewayError> {
+        self.login_throttle.check(client.ip)?;
+        let db = self.db().await?;
+        let now = Utc::now();
+        let user = users::by_login(db, login).await?;
+        // Unknown identifiers lock too, so lockout does not reveal accounts.
+        let account_key = match &user {
+            Some(u) => format!("account:{}", u.id),
+            None => format!("account:{}", users::email_key(login)),
+        };
+        let ip_key = format!("ip:{}", client.ip);
+        let lockout = lockouts::status(db, [&account_key, &ip_key], now).await?;
+        if let Some(until) = lockout.locked_until {
+            audit::record(
+                db,
+                "login_locked",
+                user.as_ref().map(|u| u.id),
+                None,
+                &client.origin(),
+                serde_json::json!({}),
+            )
+            .await;
+            return Err(GatewayError::TooManyAttempts(retry_after(until, now)));
+        }
+        if password.len() > crate::crypto::password::MAX_PASSWORD_BYTES {
+            return Err(GatewayError::InvalidCredentials);
+        }
+        let verified = self
+            .hasher
+            .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
+            .await?;
+        let Some(user) = user.filter(|_| verified.ok) else {
+            return Err(self
+                .login_failed(db, user_id_for(&account_key), &account_key, &ip_key, client)
+                .await);
+        };
+        if !user.is_active {
+            audit::record(
+                db,
+                "login_failed",
+                Some(user.id),
+                None,
+                &client.origin(),
+                serde_json::json!({"reason": "disabled"}),
+            )
+            .await;
+            return Err(GatewayError::AccountDisabled);
+        }
+        if lockout.recorded.contains(&account_key) {
+            lockouts::clear(db, &account_key).await?;
+        }
+        if verified.needs_rehash {
+            let hash = self.hasher.hash(password).await?;
+            users::set_password(db, user.id, &hash, now).await?;
+        }
+        let pair = self
+            .start_session(&user, client, &["pwd".to_string()])
+            .await?;
+        audit::record(
+            db,
+            "login_succeeded",
+            Some(user.id),
+            None,
+            &client.origin(),
+            serde_json::json!({"session": pair.session_id}),
+        )
+        .await;
+        Ok((user, pair))
+    }
+
+    async fn login_failed(
+        &self,
+        db: &Db,
+        user_id: Option<Uuid>,
+        account_key: &str,
+        ip_key: &str,
+        client: &Client,
+    ) -> GatewayError {
+        let now = Utc::now();
+        let policy = self.config.accounts.lockout;
+        audit::record(
+            db,
+            "login_failed",
+            user_id,
+            None,
+            &client.origin(),
+            serde_json::json!({}),
+        )
+        .await;
+        for key in [account_key, ip_key] {
+            match lockouts::record_failure(db, key, policy, now).await {
+                Ok(Some(until)) => {
+                    audit::record(
+                        db,
+                        "lockout",
+                        user_id,
+                        None,
+                        &client.origin(),
+                        serde_json::json!({"key_kind": key.split(':').next(), "until": until}),
+                    )
+                    .await;
+                }
+                Ok(None) => {}
+                Err(e) => return e.into(),
+            }
+        }
+        GatewayError::InvalidCredentials
+    }
+
+    /// Exchanges a refresh token for a new pair (DESIGN.md §10 Tokens).
+    pub async fn refresh(&self, token: &str, client: &Client) -> Result<TokenPair, GatewayError> {
+        let db = self.db().await?;
+        let now = Utc::now();
+        let next = random_token(tokens::REFRESH_TOKEN_BYTES);
+        let grace = chrono::Duration::from_std(self.config.accounts.refresh_reuse_grace)
+            .unwrap_or_default();
+        match sessions::rotate(db, &sha256_hex(token), &sha256_hex(&next), now, grace).await? {
+            Rotation::Invalid => Err(GatewayError::InvalidRefreshToken),
+            Rotation::RecentlyRotated => Err(GatewayError::RefreshTokenRotated),
+            Rotation::Reused(session) => {
+                self.revoke_in_memory([session.id]);
+                audit::record(
+                    db,
+                    "refresh_reuse_detected",
+                    Some(session.user_id),
+                    None,
+                    &client.origin(),
+                    serde_json::json!({"session": session.id}),
+                )
+                .await;
+                Err(GatewayError::RefreshTokenReused)
+            }
+            Rotation::Rotated(session) => {
+                let user = users::by_id(db, session.user_id)
+                    .await?
+                    .filter(|u| u.is_active);
+                let Some(user) = user else {
+                    sessions::revoke(db, session.id, now).await?;
+                    self.revoke_in_memory([session.id]);
+                    return Err(GatewayError::InvalidRefreshToken);
+                };
+                let orgs = orgs::claims(db, user.id).await?;
+                tokens::pair(&self.config, &self.key, &user, &session, &orgs, next)
+                    .map_err(GatewayError::Internal)
+            }
+        }
+    }
+
+    /// Revokes one session (logout, session revoke) in the database and in
+    /// memory; the session's access tokens fail from the next request on.
+    pub async fn end_session(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        kind: &str,
+        client: &Client,
+    ) -> Result<bool, GatewayError> {
+        let db = self.db().await?;
+        let owned = sessions::get(db, session_id)
+            .await?
+            .is_some_and(|s: Session| s.user_id == user_id);
+        if !owned {
+            return Ok(false);
+        }
+        sessions::revoke(db, session_id, Utc::now()).await?;
+        self.revoke_in_memory([session_id]);
+        audit::record(
+            db,
+            kind,
+            Some(user_id),
+            Some(user_id),
+            &client.origin(),
+            serde_json::json!({"session": session_id}),
+        )
+        .await;
+        Ok(true)
+    }
+
+    /// Revokes every session of `user_id` except `keep`.
+    pub async fn end_all_sessions(
+        &self,
+        user_id: Uuid,
+        keep: Option<Uuid>,
+        actor: Option<Uuid>,
+        kind: &str,
+        client: &Client,
+    ) -> Result<Vec<Uuid>, GatewayError> {
+        let db = self.db().await?;
+        let ids = sessions::revoke_all(db, user_id, keep, Utc::now()).await?;
+        self.revoke_in_memory(ids.iter().copied());
+        audit::record(
+            db,
+            kind,
+            Some(user_id),
+            actor,
+            &client.origin(),
+            serde_json::json!({"sessions": ids}),
+        )
+        .await;
+        Ok(ids)
+    }
+}
+
+fn user_id_for(account_key: &str) -> Option<Uuid> {
+    account_key
+        .strip_prefix("account:")
+        .and_then(|k| Uuid::parse_str(k).ok())
+}
+
+fn retry_after(until: chrono::DateTime<Utc>, now: chrono::DateTime<Utc>) -> u64 {
+    (until - now).num_seconds().max(1) as u64
+}
+
+/// Loads revoked, unexpired sessions into the in-memory set (at start, so a
+/// restart forgets no revocation).
+pub async fn load_revocations(db: &Db, revocations: &RevocationSet) -> Result<usize, GatewayError> {
+    let ids = sessions::revoked_unexpired(db, Utc::now()).await?;
+    for id in &ids {
+        revocations.revoke_session(SessionId(*id));
+    }
+    Ok(ids.len())
+}

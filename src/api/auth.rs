@@ -1,0 +1,396 @@
+//! Register, login (JSON or OAuth2 password form), token (RFC 6749),
+//! refresh (body or HttpOnly cookie) and logout.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+
+use super::extract::{is_json, parse_json, AuthUser, JsonBody};
+use super::{ApiState, UserView};
+use crate::accounts::tokens::TokenPair;
+use crate::accounts::Client;
+use crate::error::GatewayError;
+use crate::store::audit;
+use crate::store::users::{self, NewUser};
+
+pub const REFRESH_COOKIE: &str = "portcullis_refresh";
+
+pub fn valid_email(email: &str) -> Result<(), &'static str> {
+    let ok = email.len() <= 254
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && email.rsplit_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err("must be an email address like name@example.com")
+    }
+}
+
+pub fn valid_username(username: &str) -> Result<(), &'static str> {
+    let ok = (3..=32).contains(&username.len())
+        && username
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err("must be 3–32 of letters, digits, '_', '.', '-'")
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterBody {
+    email: String,
+    password: String,
+    #[serde(default)]
+    username: Option<String>,
+}
+
+pub async fn register(
+    State(state): State<Arc<ApiState>>,
+    client: Client,
+    JsonBody(body): JsonBody<RegisterBody>,
+) -> Result<Response, GatewayError> {
+    let accounts = &state.accounts;
+    if !accounts.config.accounts.registration_open {
+        return Err(GatewayError::RegistrationClosed);
+    }
+    accounts.register_throttle.check(client.ip)?;
+    super::validate_new_user(
+        &accounts.config,
+        &body.email,
+        body.username.as_deref(),
+        &body.password,
+    )?;
+    let db = accounts.db().await?;
+    let hash = accounts.hasher.hash(&body.password).await?;
+    let user = users::create(
+        db,
+        NewUser {
+            email: &body.email,
+            username: body.username.as_deref(),
+            password_hash: &hash,
+            superuser: false,
+        },
+        chrono::Utc::now(),
+    )
+    .await?;
+    audit::record(
+        db,
+        "user_registered",
+        Some(user.id),
+        None,
+        &client.origin(),
+        serde_json::json!({}),
+    )
+    .await;
+    Ok((StatusCode::CREATED, Json(UserView::from(&user))).into_response())
+}
+
+/// Login credentials from JSON (`email` or `username`) or an OAuth2
+/// password-grant form (`username`, which may be an email).
+struct Credentials {
+    login: String,
+    password: String,
+}
+
+fn form_fields(bytes: &[u8]) -> HashMap<String, String> {
+    form_urlencoded::parse(bytes).into_owned().collect()
+}
+
+fn credentials(headers: &HeaderMap, bytes: &[u8]) -> Result<Credentials, GatewayError> {
+    let ct = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    if is_json(ct) {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct LoginJson {
+            #[serde(default)]
+            email: Option<String>,
+            #[serde(default)]
+            username: Option<String>,
+            password: String,
+            #[serde(default)]
+            totp_code: Option<String>,
+            #[serde(default)]
+            recovery_code: Option<String>,
+        }
+        let body: LoginJson = parse_json(bytes)?;
+        let _ = (&body.totp_code, &body.recovery_code); // second factors: with TOTP support
+        let login = body
+            .email
+            .or(body.username)
+            .ok_or_else(|| GatewayError::validation("email", "email or username is required"))?;
+        Ok(Credentials {
+            login,
+            password: body.password,
+        })
+    } else if ct.is_some_and(|c| c.starts_with("application/x-www-form-urlencoded")) {
+        let mut form = form_fields(bytes);
+        let login = form
+            .remove("username")
+            .ok_or_else(|| GatewayError::validation("username", "required"))?;
+        let password = form
+            .remove("password")
+            .ok_or_else(|| GatewayError::validation("password", "required"))?;
+        Ok(Credentials { login, password })
+    } else {
+        Err(GatewayError::UnsupportedMediaType(
+            "application/json or application/x-www-form-urlencoded",
+        ))
+    }
+}
+
+pub fn refresh_cookie(state: &ApiState, value: &str, max_age: u64) -> String {
+    let secure = if state.accounts.config.accounts.cookie_secure {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!(
+        "{REFRESH_COOKIE}={value}; HttpOnly; SameSite=Lax; Path=/auth; Max-Age={max_age}{secure}"
+    )
+}
+
+fn with_cookie(state: &ApiState, pair: TokenPair) -> Response {
+    let max_age = state.accounts.config.tokens.refresh_ttl.as_secs();
+    let cookie = refresh_cookie(state, &pair.refresh_token, max_age);
+    let mut resp = Json(pair).into_response();
+    if let Ok(v) = http::HeaderValue::from_str(&cookie) {
+        resp.headers_mut().append(http::header::SET_COOKIE, v);
+    }
+    resp
+}
+
+pub async fn login(
+    State(state): State<Arc<ApiState>>,
+    client: Client,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, GatewayError> {
+    let creds = credentials(&headers, &body)?;
+    let (_, pair) = state
+        .accounts
+        .login(&creds.login, &creds.password, &client)
+        .await?;
+    Ok(with_cookie(&state, pair))
+}
+
+/// RFC 6749 §5.2 error response.
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    let body = serde_json::json!({"error": error, "error_description": description});
+    let mut resp = (status, Json(body)).into_response();
+    resp.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    resp
+}
+
+fn oauth_from(e: GatewayError) -> Response {
+    let description = e.detail();
+    match e {
+        GatewayError::InvalidCredentials
+        | GatewayError::AccountDisabled
+        | GatewayError::InvalidRefreshToken
+        | GatewayError::RefreshTokenRotated
+        | GatewayError::RefreshTokenReused => {
+            oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", &description)
+        }
+        GatewayError::Validation { .. } | GatewayError::UnsupportedMediaType(_) => {
+            oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &description)
+        }
+        GatewayError::TooManyAttempts(secs) => {
+            let mut resp =
+                oauth_error(StatusCode::TOO_MANY_REQUESTS, "invalid_grant", &description);
+            if let Ok(v) = http::HeaderValue::from_str(&secs.to_string()) {
+                resp.headers_mut().insert(http::header::RETRY_AFTER, v);
+            }
+            resp
+        }
+        GatewayError::StoreUnavailable(_) => oauth_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            &description,
+        ),
+        other => other.into_response(),
+    }
+}
+
+/// `POST /auth/token`: OAuth2 token endpoint, form-encoded.
+pub async fn token(
+    State(state): State<Arc<ApiState>>,
+    client: Client,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let ct = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    if !ct.is_some_and(|c| c.starts_with("application/x-www-form-urlencoded")) {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "send application/x-www-form-urlencoded",
+        );
+    }
+    let mut form = form_fields(&body);
+    let result = match form.get("grant_type").map(String::as_str) {
+        Some("password") => match (form.remove("username"), form.remove("password")) {
+            (Some(login), Some(password)) => state
+                .accounts
+                .login(&login, &password, &client)
+                .await
+                .map(|(_, pair)| pair),
+            _ => {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "username and password are required",
+                )
+            }
+        },
+        Some("refresh_token") => match form.remove("refresh_token") {
+            Some(token) => state.accounts.refresh(&token, &client).await,
+            None => {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "refresh_token is required",
+                )
+            }
+        },
+        Some(_) => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "use password or refresh_token",
+            )
+        }
+        None => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "grant_type is required",
+            )
+        }
+    };
+    match result {
+        Ok(pair) => {
+            let mut resp = Json(pair).into_response();
+            resp.headers_mut().insert(
+                http::header::CACHE_CONTROL,
+                http::HeaderValue::from_static("no-store"),
+            );
+            resp
+        }
+        Err(e) => oauth_from(e),
+    }
+}
+
+fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == REFRESH_COOKIE)
+        .map(|(_, value)| value.to_string())
+}
+
+/// Cookie-authenticated requests must not be cross-site form posts.
+fn check_cookie_request(state: &ApiState, headers: &HeaderMap) -> Result<(), GatewayError> {
+    let ct = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    if !is_json(ct) && !headers.contains_key("x-requested-with") {
+        return Err(GatewayError::CrossSiteRefused);
+    }
+    if let Some(origin) = headers
+        .get(http::header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+    {
+        let config = &state.accounts.config;
+        let origin = origin.trim_end_matches('/');
+        let allowed = std::iter::once(&config.server.public_url)
+            .chain(&config.cors_origins)
+            .any(|o| o.eq_ignore_ascii_case(origin));
+        if !allowed {
+            return Err(GatewayError::CrossSiteRefused);
+        }
+    }
+    Ok(())
+}
+
+pub async fn refresh(
+    State(state): State<Arc<ApiState>>,
+    client: Client,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, GatewayError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct RefreshJson {
+        refresh_token: String,
+    }
+    let ct = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let from_body = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else if is_json(ct) {
+        Some(parse_json::<RefreshJson>(&body)?.refresh_token)
+    } else {
+        return Err(GatewayError::UnsupportedMediaType("application/json"));
+    };
+    let from_cookie = cookie_token(&headers);
+    let token = match (from_body, from_cookie) {
+        (Some(b), Some(c)) if b != c => return Err(GatewayError::ConflictingCredentials),
+        (Some(b), _) => b,
+        (None, Some(c)) => {
+            check_cookie_request(&state, &headers)?;
+            c
+        }
+        (None, None) => {
+            return Err(GatewayError::validation(
+                "refresh_token",
+                "required (in the body or the refresh cookie)",
+            ))
+        }
+    };
+    let pair = state.accounts.refresh(&token, &client).await?;
+    Ok(with_cookie(&state, pair))
+}
+
+pub async fn logout(
+    State(state): State<Arc<ApiState>>,
+    client: Client,
+    user: AuthUser,
+) -> Result<Response, GatewayError> {
+    let user_id = user.id()?;
+    if let Some(session) = user.session() {
+        state
+            .accounts
+            .end_session(user_id, session, "logout", &client)
+            .await?;
+    }
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    if let Ok(v) = http::HeaderValue::from_str(&refresh_cookie(&state, "", 0)) {
+        resp.headers_mut().append(http::header::SET_COOKIE, v);
+    }
+    Ok(resp)
+}

@@ -1,0 +1,195 @@
+//! The caller's own account: profile, password change, sessions.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use super::auth::valid_username;
+use super::extract::{AuthUser, JsonBody};
+use super::paging::Page;
+use super::{rfc3339, ApiState, UserView};
+use crate::accounts::Client;
+use crate::error::GatewayError;
+use crate::store::users::{self, User};
+use crate::store::{audit, sessions};
+
+async fn current(state: &ApiState, user: &AuthUser) -> Result<User, GatewayError> {
+    let db = state.accounts.db().await?;
+    users::by_id(db, user.id()?)
+        .await?
+        .ok_or(GatewayError::NotFound("user"))
+}
+
+#[derive(Serialize)]
+struct Me {
+    #[serde(flatten)]
+    user: UserView,
+    orgs: Vec<super::orgs::OrgView>,
+}
+
+pub async fn get_me(
+    State(state): State<Arc<ApiState>>,
+    user: AuthUser,
+) -> Result<Response, GatewayError> {
+    let u = current(&state, &user).await?;
+    let orgs = state.accounts.my_orgs(u.id).await?;
+    Ok(Json(Me {
+        user: UserView::from(&u),
+        orgs: orgs.into_iter().map(Into::into).collect(),
+    })
+    .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchMe {
+    /// `null` clears the username; absent leaves it.
+    #[serde(default, deserialize_with = "present")]
+    username: Option<Option<String>>,
+}
+
+/// Distinguishes an explicit `null` (Some(None)) from an absent field (None).
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+pub async fn patch_me(
+    State(state): State<Arc<ApiState>>,
+    user: AuthUser,
+    JsonBody(body): JsonBody<PatchMe>,
+) -> Result<Response, GatewayError> {
+    let db = state.accounts.db().await?;
+    let id = user.id()?;
+    if let Some(username) = &body.username {
+        if let Some(u) = username {
+            valid_username(u).map_err(|m| GatewayError::validation("username", m))?;
+        }
+        users::set_username(db, id, username.as_deref(), chrono::Utc::now()).await?;
+    }
+    get_me(State(state), user).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePassword {
+    current_password: String,
+    new_password: String,
+}
+
+pub async fn change_password(
+    State(state): State<Arc<ApiState>>,
+    client: Client,
+    user: AuthUser,
+    JsonBody(body): JsonBody<ChangePassword>,
+) -> Result<Response, GatewayError> {
+    let accounts = &state.accounts;
+    let u = current(&state, &user).await?;
+    let verified = accounts
+        .hasher
+        .verify(&body.current_password, Some(&u.password_hash))
+        .await?;
+    if !verified.ok {
+        return Err(GatewayError::validation("current_password", "is incorrect"));
+    }
+    accounts
+        .config
+        .accounts
+        .password
+        .check(&body.new_password)
+        .map_err(|m| GatewayError::validation("new_password", m))?;
+    let hash = accounts.hasher.hash(&body.new_password).await?;
+    let db = accounts.db().await?;
+    users::set_password(db, u.id, &hash, chrono::Utc::now()).await?;
+    audit::record(
+        db,
+        "password_changed",
+        Some(u.id),
+        Some(u.id),
+        &client.origin(),
+        serde_json::json!({}),
+    )
+    .await;
+    accounts
+        .end_all_sessions(
+            u.id,
+            user.session(),
+            Some(u.id),
+            "sessions_revoked",
+            &client,
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Serialize)]
+struct SessionView {
+    id: String,
+    created_at: String,
+    last_used_at: String,
+    expires_at: String,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    current: bool,
+}
+
+pub async fn list_sessions(
+    State(state): State<Arc<ApiState>>,
+    user: AuthUser,
+) -> Result<Response, GatewayError> {
+    let db = state.accounts.db().await?;
+    let current = user.session();
+    let items = sessions::list_live(db, user.id()?, chrono::Utc::now())
+        .await?
+        .into_iter()
+        .map(|s| SessionView {
+            id: s.id.to_string(),
+            created_at: rfc3339(s.created_at),
+            last_used_at: rfc3339(s.last_used_at),
+            expires_at: rfc3339(s.expires_at),
+            ip: s.ip,
+            user_agent: s.user_agent,
+            current: Some(s.id) == current,
+        })
+        .collect();
+    Ok(Json(Page {
+        items,
+        next_cursor: None,
+    })
+    .into_response())
+}
+
+pub async fn revoke_session(
+    State(state): State<Arc<ApiState>>,
+    client: Client,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Response, GatewayError> {
+    let id = uuid::Uuid::parse_str(&id).map_err(|_| GatewayError::NotFound("session"))?;
+    if !state
+        .accounts
+        .end_session(user.id()?, id, "session_revoked", &client)
+        .await?
+    {
+        return Err(GatewayError::NotFound("session"));
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub async fn revoke_other_sessions(
+    State(state): State<Arc<ApiState>>,
+    client: Client,
+    user: AuthUser,
+) -> Result<Response, GatewayError> {
+    let id = user.id()?;
+    state
+        .accounts
+        .end_all_sessions(id, user.session(), Some(id), "sessions_revoked", &client)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,200 @@
+//! `/auth/orgs`: create and list one's orgs, and manage members. An org the
+//! caller does not belong to is 404 everywhere (no existence leak).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::extract::{AuthUser, JsonBody};
+use super::paging::{Page, Paging};
+use super::{rfc3339, ApiState};
+use crate::accounts::orgs::NewMember;
+use crate::accounts::Client;
+use crate::authn::principal::OrgRole;
+use crate::error::GatewayError;
+use crate::store::orgs::{Member, Membership};
+
+#[derive(Serialize)]
+pub struct OrgView {
+    id: String,
+    name: String,
+    role: &'static str,
+    created_at: String,
+}
+
+impl From<Membership> for OrgView {
+    fn from(m: Membership) -> Self {
+        OrgView {
+            id: m.org_id.to_string(),
+            name: m.name,
+            role: m.role.as_str(),
+            created_at: rfc3339(m.created_at),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct MemberView {
+    user_id: String,
+    email: String,
+    username: Option<String>,
+    role: &'static str,
+    joined_at: String,
+}
+
+impl From<Member> for MemberView {
+    fn from(m: Member) -> Self {
+        MemberView {
+            user_id: m.user_id.to_string(),
+            email: m.email,
+            username: m.username,
+            role: m.role.as_str(),
+            joined_at: rfc3339(m.joined_at),
+        }
+    }
+}
+
+fn uuid_or_404(id: &str, what: &'static str) -> Result<Uuid, GatewayError> {
+    Uuid::parse_str(id).map_err(|_| GatewayError::NotFound(what))
+}
+
+fn role(text: &str) -> Result<OrgRole, GatewayError> {
+    OrgRole::parse(text)
+        .ok_or_else(|| GatewayError::validation("role", "must be owner, admin, member or viewer"))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrg {
+    name: String,
+}
+
+pub async fn create(
+    State(state): State<Arc<ApiState>>,
+    client: Client,
+    user: AuthUser,
+    JsonBody(body): JsonBody<CreateOrg>,
+) -> Result<Response, GatewayError> {
+    let org = state
+        .accounts
+        .create_org(user.id()?, &body.name, &client)
+        .await?;
+    Ok((StatusCode::CREATED, Json(OrgView::from(org))).into_response())
+}
+
+pub async fn list(
+    State(state): State<Arc<ApiState>>,
+    user: AuthUser,
+) -> Result<Response, GatewayError> {
+    let items = state
+        .accounts
+        .my_orgs(user.id()?)
+        .await?
+        .into_iter()
+        .map(OrgView::from)
+        .collect();
+    Ok(Json(Page::<OrgView> {
+        items,
+        next_cursor: None,
+    })
+    .into_response())
+}
+
+pub async fn members(
+    State(state): State<Arc<ApiState>>,
+    user: AuthUser,
+    Path(org): Path<String>,
+    paging: Paging,
+) -> Result<Response, GatewayError> {
+    let org = uuid_or_404(&org, "organization")?;
+    let members = state
+        .accounts
+        .members(org, user.id()?, paging.limit + 1, paging.cursor)
+        .await?;
+    let page = Page::from_overfetch(members, paging.limit, MemberView::from, |m| {
+        m.user_id.clone()
+    });
+    Ok(Json(page).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddMember {
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    user_id: Option<Uuid>,
+    role: String,
+}
+
+pub async fn add_member(
+    State(state): State<Arc<ApiState>>,
+    client: Client,
+    user: AuthUser,
+    Path(org): Path<String>,
+    JsonBody(body): JsonBody<AddMember>,
+) -> Result<Response, GatewayError> {
+    let org = uuid_or_404(&org, "organization")?;
+    let role = role(&body.role)?;
+    let who = match (&body.email, body.user_id) {
+        (Some(email), None) if email.contains('@') => NewMember::Email(email),
+        (Some(_), None) => {
+            return Err(GatewayError::validation("email", "is not an email address"))
+        }
+        (None, Some(id)) => NewMember::UserId(id),
+        _ => {
+            return Err(GatewayError::validation(
+                "email",
+                "give exactly one of email or user_id",
+            ))
+        }
+    };
+    let member = state
+        .accounts
+        .add_member(org, user.id()?, who, role, &client)
+        .await?;
+    Ok((StatusCode::CREATED, Json(MemberView::from(member))).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchMember {
+    role: String,
+}
+
+pub async fn update_member(
+    State(state): State<Arc<ApiState>>,
+    client: Client,
+    user: AuthUser,
+    Path((org, member)): Path<(String, String)>,
+    JsonBody(body): JsonBody<PatchMember>,
+) -> Result<Response, GatewayError> {
+    let org = uuid_or_404(&org, "organization")?;
+    let member = uuid_or_404(&member, "member")?;
+    let role = role(&body.role)?;
+    let updated = state
+        .accounts
+        .set_member_role(org, user.id()?, member, role, &client)
+        .await?;
+    Ok(Json(MemberView::from(updated)).into_response())
+}
+
+pub async fn remove_member(
+    State(state): State<Arc<ApiState>>,
+    client: Client,
+    user: AuthUser,
+    Path((org, member)): Path<(String, String)>,
+) -> Result<Response, GatewayError> {
+    let org = uuid_or_404(&org, "organization")?;
+    let member = uuid_or_404(&member, "member")?;
+    state
+        .accounts
+        .remove_member(org, user.id()?, member, &client)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

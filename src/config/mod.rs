@@ -1,0 +1,208 @@
+//! Configuration: the TOML file (`file`), value parsing (`units`), problem
+//! reporting (`problems`) and `validate`, which consumes the file structs and
+//! returns a typed runtime [`Config`] or every problem found at once.
+
+pub mod file;
+pub mod problems;
+pub mod units;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+pub use problems::Problem;
+pub use units::{Rate, SecretSource};
+
+use crate::authn::keys::KeyAlgorithm;
+use crate::authz::RoleTable;
+use crate::policy::RouteTable;
+
+/// The validated runtime configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Directory of the config file; relative paths were resolved against it.
+    pub base_dir: PathBuf,
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub redis: Option<RedisConfig>,
+    pub tokens: TokenConfig,
+    pub accounts: AccountsConfig,
+    /// `[cors] allowed_origins` (empty without a `[cors]` section).
+    pub cors_origins: Vec<String>,
+    pub api_keys: ApiKeyConfig,
+    pub headers: HeaderConfig,
+    pub rbac: Arc<RoleTable>,
+    pub upstreams: Vec<UpstreamConfig>,
+    pub routes: Arc<RouteTable>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub public_url: String,
+    pub admin_listen: SocketAddr,
+    pub threads: usize,
+    pub max_body_bytes: u64,
+    pub trusted_proxies: Vec<IpNet>,
+    pub allow_semicolons: bool,
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    pub url: String,
+    pub max_connections: u32,
+    pub auto_migrate: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    pub url: String,
+    pub prefix: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenConfig {
+    pub issuer: String,
+    pub audience: Vec<String>,
+    pub algorithm: KeyAlgorithm,
+    pub signing_key: SecretSource,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    pub leeway: Duration,
+    pub upstream_audience: String,
+    pub trusted_issuers: Vec<TrustedIssuerConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TrustedIssuerConfig {
+    pub issuer: String,
+    pub jwks: JwksSource,
+    pub audience: Vec<String>,
+    pub roles_claim: String,
+    pub refresh: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub enum JwksSource {
+    Url(String),
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct AccountsConfig {
+    pub registration_open: bool,
+    pub require_email_verification: bool,
+    pub password: crate::crypto::password::Policy,
+    pub argon2: crate::crypto::password::Cost,
+    pub max_sessions_per_user: u32,
+    pub lockout: crate::store::lockouts::Policy,
+    pub refresh_reuse_grace: Duration,
+    pub cookie_secure: bool,
+    /// The gateway's own secret (API-key tags; TOTP encryption).
+    pub secret_encryption_key: SecretSource,
+    pub throttle_login: Rate,
+    pub throttle_register: Rate,
+    pub throttle_forgot_password: Rate,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiKeyConfig {
+    /// Lower-cased header names that carry an API key.
+    pub headers: Vec<String>,
+    pub client_id_header: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HeaderConfig {
+    /// Lower-cased, `_` folded to `-`.
+    pub strip_prefixes: Vec<String>,
+    /// Lower-cased, `_` folded to `-`.
+    pub strip: Vec<String>,
+    pub identity_token: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    pub name: String,
+    pub backends: Vec<SocketAddr>,
+    pub health_check: HealthCheck,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct HealthCheck {
+    /// `Some(path)`: HTTP GET expecting 2xx; `None`: TCP connect.
+    pub http_path: Option<String>,
+    pub interval: Duration,
+}
+
+/// Why a config could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Syntax(String),
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<Problem>),
+}
+
+impl ConfigError {
+    /// One line per problem, for `check` and start-up errors.
+    pub fn lines(&self) -> Vec<String> {
+        match self {
+            ConfigError::Invalid(problems) => problems.iter().map(ToString::to_string).collect(),
+            other => other.to_string().lines().map(String::from).collect(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates the config file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let base_dir = path
+            .parent()
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                }
+            })
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        Self::from_toml(&text, &base_dir)
+    }
+
+    /// Parses and validates TOML text; relative paths resolve against `base_dir`.
+    pub fn from_toml(text: &str, base_dir: &Path) -> Result<Config, ConfigError> {
+        let de = toml::Deserializer::parse(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        let mut unknown = Vec::new();
+        let file: file::FileConfig = serde_ignored::deserialize(de, |path| {
+            unknown.push(path.to_string());
+        })
+        .map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        let mut problems = problems::Problems::default();
+        for key in unknown {
+            problems.add(key, "unknown key");
+        }
+        validate::validate(file, base_dir, problems)
+            .map_err(|p| ConfigError::Invalid(p.into_vec(Some(text))))
+    }
+}

@@ -1,0 +1,124 @@
+use std::path::Path;
+
+use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::from_toml(text, Path::new("/etc/portcullis"))
+}
+
+fn problems(text: &str) -> Vec<String> {
+    match parse(text) {
+        Err(e) => e.lines(),
+        Ok(_) => Vec::new(),
+    }
+}
+
+#[test]
+fn shipped_configs_are_valid() {
+    let bundled = parse(include_str!("../../config/portcullis.toml")).unwrap();
+    assert_eq!(bundled.routes.len(), 4);
+    assert_eq!(
+        bundled.upstreams[0].backends,
+        ["127.0.0.1:3000".parse().unwrap()]
+    );
+    let production = parse(include_str!("../../config/production.example.toml")).unwrap();
+    assert_eq!(production.tokens.trusted_issuers.len(), 1);
+    assert_eq!(production.server.trusted_proxies.len(), 1);
+}
+
+#[test]
+fn an_empty_file_gets_every_default() {
+    let c = parse("").unwrap();
+    assert_eq!(c.server.listen, "127.0.0.1:8080".parse().unwrap());
+    assert_eq!(c.server.admin_listen, "127.0.0.1:9090".parse().unwrap());
+    assert_eq!(c.server.public_url, "http://127.0.0.1:8080");
+    assert_eq!(c.server.max_body_bytes, 65_536);
+    assert_eq!(c.tokens.issuer, "portcullis");
+    assert_eq!(c.tokens.access_ttl, std::time::Duration::from_secs(900));
+    assert_eq!(
+        c.tokens.signing_key,
+        SecretSource::File("/etc/portcullis/data/signing-key.pem".into())
+    );
+    assert_eq!(c.headers.strip_prefixes, ["x-auth-"]);
+    assert_eq!(c.api_keys.headers, ["x-api-key"]);
+    assert!(c.routes.is_empty());
+}
+
+#[test]
+fn every_unknown_key_is_reported_with_its_line() {
+    let p = problems("[server]\nlisten = \"127.0.0.1:1\"\nlsiten = \"x\"\n\n[tokenz]\na = 1\n");
+    assert!(
+        p.contains(&"line 3: server.lsiten: unknown key".to_string()),
+        "{p:?}"
+    );
+    assert!(p.iter().any(|l| l.starts_with("line 5: tokenz")), "{p:?}");
+}
+
+#[test]
+fn syntax_and_type_errors_name_the_line() {
+    let p = problems("[server]\nthreads = \"two\"\n");
+    assert!(p.iter().any(|l| l.contains("line 2")), "{p:?}");
+}
+
+#[test]
+fn semantic_problems_are_all_collected() {
+    let p = problems(
+        r#"[server]
+listen = "nope"
+trusted_proxies = ["10.0.0.0/33"]
+[tokens]
+algorithm = "HS512"
+leeway = "soon"
+[[upstreams]]
+name = "app"
+backends = []
+[[upstreams]]
+name = "app"
+backends = ["not-an-address"]
+[[routes]]
+name = "r"
+path = "/x/{id}"
+upstream = "app"
+auth = "public"
+roles = ["admin"]
+org_param = "org"
+rate_limit = { key = "user", rate = "fast" }
+"#,
+    );
+    for key in [
+        "server.listen",
+        "server.trusted_proxies.0",
+        "tokens.algorithm",
+        "tokens.leeway",
+        "upstreams.0.backends",
+        "upstreams.1.name",
+        "upstreams.1.backends.0",
+        "routes.0.auth",
+        "routes.0.org_param",
+        "routes.0.rate_limit",
+    ] {
+        assert!(
+            p.iter().any(|l| l.contains(&format!("{key}:"))),
+            "{key} missing from {p:?}"
+        );
+    }
+}
+
+#[test]
+fn api_key_headers_must_survive_header_stripping() {
+    let p = problems("[api_keys]\nheaders = [\"X-Auth-Key\"]\n");
+    assert!(p.iter().any(|l| l.contains("api_keys.headers.0")), "{p:?}");
+}
+
+#[test]
+fn strip_path_prefix_must_be_a_literal_prefix() {
+    let base = "[[upstreams]]\nname = \"a\"\nbackends = [\"127.0.0.1:1\"]\n[[routes]]\nname = \"r\"\nupstream = \"a\"\nauth = \"public\"\n";
+    assert!(parse(&format!(
+        "{base}path = \"/svc/v1/**\"\nstrip_path_prefix = \"/svc\"\n"
+    ))
+    .is_ok());
+    let p = problems(&format!(
+        "{base}path = \"/svc/v1/**\"\nstrip_path_prefix = \"/sv\"\n"
+    ));
+    assert!(p.iter().any(|l| l.contains("strip_path_prefix")), "{p:?}");
+}

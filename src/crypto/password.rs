@@ -1,0 +1,293 @@
+//! Passwords: argon2id PHC strings with the configured cost, computed on a
+//! dedicated pool of lowest-priority threads (one fewer than cores, never
+//! on proxy threads: a login storm leaves a core and priority to proxied
+//! traffic), verification
+//! that costs the same for unknown users (a dummy hash), rehash detection,
+//! and the password policy.
+
+use std::collections::HashSet;
+use std::sync::{Arc, LazyLock, Mutex};
+
+use argon2::{
+    Algorithm, Argon2, Params, PasswordHash, PasswordHasher as _, PasswordVerifier as _, Version,
+};
+use tokio::sync::{mpsc, oneshot};
+
+/// Longest accepted password in bytes; longer is refused before hashing.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+static COMMON: LazyLock<HashSet<&'static str>> =
+    LazyLock::new(|| include_str!("common-passwords.txt").lines().collect());
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cost {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+/// What the password must look like (`[accounts]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    pub min_length: usize,
+    pub require_uppercase: bool,
+    pub require_lowercase: bool,
+    pub require_digit: bool,
+    pub require_symbol: bool,
+}
+
+impl Policy {
+    /// Why `password` is not acceptable, if it is not. Never trimmed.
+    pub fn check(&self, password: &str) -> Result<(), String> {
+        if password.len() > MAX_PASSWORD_BYTES {
+            return Err(format!("must be at most {MAX_PASSWORD_BYTES} bytes"));
+        }
+        if password.chars().count() < self.min_length {
+            return Err(format!("must be at least {} characters", self.min_length));
+        }
+        if COMMON.contains(password.to_lowercase().as_str()) {
+            return Err("is one of the most common passwords; choose another".into());
+        }
+        let rules = [
+            (
+                self.require_uppercase,
+                password.chars().any(char::is_uppercase),
+                "an upper-case letter",
+            ),
+            (
+                self.require_lowercase,
+                password.chars().any(char::is_lowercase),
+                "a lower-case letter",
+            ),
+            (
+                self.require_digit,
+                password.chars().any(|c| c.is_ascii_digit()),
+                "a digit",
+            ),
+            (
+                self.require_symbol,
+                password.chars().any(|c| !c.is_alphanumeric()),
+                "a symbol",
+            ),
+        ];
+        for (required, present, what) in rules {
+            if required && !present {
+                return Err(format!("must contain {what}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified {
+    pub ok: bool,
+    /// The stored hash used other parameters than configured now.
+    pub needs_rehash: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    #[error("password hashing failed: {0}")]
+    Failed(String),
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Waiting hash jobs beyond this make callers wait to enqueue (backpressure).
+const QUEUE: usize = 256;
+
+pub struct Hasher {
+    params: Params,
+    jobs: mpsc::Sender<Job>,
+    dummy: String,
+}
+
+/// Starts the workers (cores − 1, at least one) at the lowest priority.
+fn start_workers() -> Result<mpsc::Sender<Job>, String> {
+    let (tx, rx) = mpsc::channel::<Job>(QUEUE);
+    let rx = Arc::new(Mutex::new(rx));
+    // One core is always left to proxied traffic (one worker on one core).
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let workers = cores.saturating_sub(1).max(1);
+    for i in 0..workers {
+        let rx = rx.clone();
+        std::thread::Builder::new()
+            .name(format!("portcullis-hash-{i}"))
+            .spawn(move || {
+                crate::priority::idle();
+                loop {
+                    let job = rx.lock().unwrap_or_else(|e| e.into_inner()).blocking_recv();
+                    match job {
+                        Some(job) => job(),
+                        None => return, // the hasher was dropped
+                    }
+                }
+            })
+            .map_err(|e| format!("cannot start hashing threads: {e}"))?;
+    }
+    Ok(tx)
+}
+
+impl Hasher {
+    pub fn new(cost: Cost) -> Result<Hasher, String> {
+        let params = Params::new(cost.memory_kib, cost.iterations, cost.parallelism, None)
+            .map_err(|e| format!("argon2 parameters: {e}"))?;
+        let dummy = argon2(&params)
+            .hash_password(b"portcullis dummy password for unknown users")
+            .map_err(|e| e.to_string())?
+            .to_string();
+        Ok(Hasher {
+            params,
+            jobs: start_workers()?,
+            dummy,
+        })
+    }
+
+    /// Runs `work` on the hashing pool and waits for its result.
+    async fn limited<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, HashError> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = tx.send(work());
+        });
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| HashError::Failed("the hashing pool stopped".into()))?;
+        rx.await
+            .map_err(|_| HashError::Failed("a hashing job was lost".into()))
+    }
+
+    pub async fn hash(&self, password: &str) -> Result<String, HashError> {
+        let (params, password) = (self.params.clone(), password.to_owned());
+        self.limited(move || {
+            argon2(&params)
+                .hash_password(password.as_bytes())
+                .map(|h| h.to_string())
+        })
+        .await?
+        .map_err(|e| HashError::Failed(e.to_string()))
+    }
+
+    /// Verifies against `stored`, or against a dummy hash when there is no
+    /// user (same cost, always false).
+    pub async fn verify(
+        &self,
+        password: &str,
+        stored: Option<&str>,
+    ) -> Result<Verified, HashError> {
+        let known = stored.is_some();
+        let phc = stored.unwrap_or(&self.dummy).to_owned();
+        let (params, password) = (self.params.clone(), password.to_owned());
+        self.limited(move || {
+            let Ok(parsed) = PasswordHash::new(&phc) else {
+                return Verified {
+                    ok: false,
+                    needs_rehash: false,
+                };
+            };
+            let ok = argon2(&params)
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok();
+            let same_cost = Params::try_from(&parsed).is_ok_and(|p| {
+                p.m_cost() == params.m_cost()
+                    && p.t_cost() == params.t_cost()
+                    && p.p_cost() == params.p_cost()
+            });
+            let needs_rehash = ok && (!same_cost || parsed.algorithm.as_str() != "argon2id");
+            Verified {
+                ok: ok && known,
+                needs_rehash,
+            }
+        })
+        .await
+    }
+}
+
+fn argon2(params: &Params) -> Argon2<'static> {
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHEAP: Cost = Cost {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+    };
+
+    fn policy() -> Policy {
+        Policy {
+            min_length: 12,
+            require_uppercase: false,
+            require_lowercase: false,
+            require_digit: false,
+            require_symbol: false,
+        }
+    }
+
+    #[test]
+    fn policy_rules() {
+        let p = policy();
+        assert!(p.check("correct horse battery").is_ok());
+        assert!(p.check("short").is_err());
+        assert!(
+            p.check("  spaces count  ").is_ok(),
+            "never trimmed: 16 characters"
+        );
+        assert!(p.check(&"x".repeat(1025)).is_err());
+        assert!(p.check("password1234").is_err());
+        assert!(
+            p.check("Qwertyuiop123").is_err(),
+            "common passwords, any case"
+        );
+        let strict = Policy {
+            require_digit: true,
+            require_symbol: true,
+            ..p
+        };
+        assert!(strict.check("no digits here!").is_err());
+        assert!(strict.check("digits 123 here!").is_ok());
+        assert!(COMMON.len() >= 10_000);
+    }
+
+    #[tokio::test]
+    async fn hash_verify_and_rehash() {
+        let h = Hasher::new(CHEAP).unwrap();
+        let phc = h.hash("correct horse battery").await.unwrap();
+        assert!(phc.starts_with("$argon2id$"));
+        assert_eq!(
+            h.verify("correct horse battery", Some(&phc)).await.unwrap(),
+            Verified {
+                ok: true,
+                needs_rehash: false
+            }
+        );
+        assert!(!h.verify("wrong", Some(&phc)).await.unwrap().ok);
+        assert!(
+            !h.verify("anything", None).await.unwrap().ok,
+            "unknown users never verify"
+        );
+        let stronger = Hasher::new(Cost {
+            memory_kib: 128,
+            ..CHEAP
+        })
+        .unwrap();
+        assert_eq!(
+            stronger
+                .verify("correct horse battery", Some(&phc))
+                .await
+                .unwrap(),
+            Verified {
+                ok: true,
+                needs_rehash: true
+            }
+        );
+        assert!(!h.verify("x", Some("not a phc string")).await.unwrap().ok);
+    }
+}

@@ -1,0 +1,181 @@
+//! Header hygiene (DESIGN.md §5): what is removed from every incoming
+//! request before anything else looks at it, and the identity and
+//! forwarding headers the gateway adds on the way upstream.
+
+use pingora::http::RequestHeader;
+
+use crate::authn::principal::{ApiKeyIdentity, UserIdentity};
+use crate::authz::OrgContext;
+use crate::config::HeaderConfig;
+
+/// Headers no client may set: rewrite/override tricks and forwarding
+/// headers the gateway writes itself (compared after `_` → `-` folding).
+const ALWAYS_STRIPPED: &[&str] = &[
+    "x-original-url",
+    "x-rewrite-url",
+    "x-original-uri",
+    "x-original-method",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "forwarded",
+    "x-real-ip",
+    "x-client-ip",
+    "true-client-ip",
+    "x-cluster-client-ip",
+    "x-url-scheme",
+    "front-end-https",
+    "x-host",
+    "x-original-host",
+    "x-request-id",
+    // The identity headers the gateway itself emits (§5) are never taken
+    // from a client, whatever the configured strip lists say.
+    "x-auth-user-id",
+    "x-auth-email",
+    "x-auth-roles",
+    "x-auth-org-role",
+    "x-auth-org-id",
+    "x-auth-scopes",
+    "x-auth-method",
+    "x-auth-key-id",
+    "x-auth-client-id",
+    "x-auth-session-id",
+    "x-auth-token",
+    "x-auth-issuer",
+];
+
+/// Prefixes no client may set: every `X-Forwarded-*` (`-For`, `-Proto`,
+/// `-Host`, `-Ssl`, `-Uri`, …) is written by the gateway or not at all.
+const ALWAYS_STRIPPED_PREFIXES: &[&str] = &["x-forwarded-"];
+
+fn folded(name: &str) -> String {
+    name.to_ascii_lowercase().replace('_', "-")
+}
+
+/// Whether an incoming header must be removed.
+pub fn must_strip(name: &str, cfg: &HeaderConfig) -> bool {
+    let name = folded(name);
+    ALWAYS_STRIPPED.contains(&name.as_str())
+        || ALWAYS_STRIPPED_PREFIXES.iter().any(|p| name.starts_with(p))
+        || cfg.strip.contains(&name)
+        || cfg
+            .strip_prefixes
+            .iter()
+            .any(|p| name.starts_with(p.as_str()))
+}
+
+/// Removes every header matching the strip rules (all values of each).
+pub fn strip_incoming(req: &mut RequestHeader, cfg: &HeaderConfig) {
+    let doomed: Vec<http::HeaderName> = req
+        .headers
+        .keys()
+        .filter(|name| must_strip(name.as_str(), cfg))
+        .cloned()
+        .collect();
+    for name in doomed {
+        req.remove_header(&name);
+    }
+}
+
+/// Removes the API key a request authenticated with (its headers, and an
+/// `Authorization` header, which then carried the key).
+pub fn strip_api_key(req: &mut RequestHeader, api_key_headers: &[String]) {
+    for name in api_key_headers {
+        req.remove_header(name.as_str());
+    }
+    req.remove_header(&http::header::AUTHORIZATION);
+}
+
+/// The identity headers for an authenticated request, in a fixed order.
+pub fn identity_headers(
+    user: &UserIdentity,
+    key: Option<&ApiKeyIdentity>,
+    org: Option<&OrgContext>,
+    method: &str,
+) -> Vec<(&'static str, String)> {
+    let mut roles = user.roles.clone();
+    if user.superuser && !roles.iter().any(|r| r == "superuser") {
+        roles.push("superuser".into());
+    }
+    let mut out = vec![
+        ("X-Auth-User-Id", user.user_id.0.clone()),
+        ("X-Auth-Issuer", user.issuer.clone()),
+    ];
+    if let Some(email) = &user.email {
+        out.push(("X-Auth-Email", email.clone()));
+    }
+    out.push(("X-Auth-Roles", roles.join(",")));
+    if let Some(org) = org {
+        out.push(("X-Auth-Org-Id", org.id.to_string()));
+        if let Some(role) = org.role {
+            out.push(("X-Auth-Org-Role", role.as_str().to_string()));
+        }
+    }
+    out.push(("X-Auth-Scopes", user.scopes.join(" ")));
+    out.push(("X-Auth-Method", method.to_string()));
+    if let Some(session) = user.session {
+        out.push(("X-Auth-Session-Id", session.to_string()));
+    }
+    if let Some(key) = key {
+        out.push(("X-Auth-Key-Id", key.key_id.to_string()));
+        if let Some(client) = key.client_id {
+            out.push(("X-Auth-Client-Id", client.to_string()));
+        }
+    }
+    out
+}
+
+/// A valid `X-Request-Id` from a trusted proxy: 1–128 of `[A-Za-z0-9._-]`.
+pub fn valid_request_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> HeaderConfig {
+        HeaderConfig {
+            strip_prefixes: vec!["x-auth-".into()],
+            strip: vec!["remote-user".into()],
+            identity_token: false,
+        }
+    }
+
+    #[test]
+    fn strip_rules_fold_case_and_underscores() {
+        let c = cfg();
+        for name in [
+            "X-Auth-User-Id",
+            "x-auth-anything",
+            "X_AUTH_USER_ID",
+            "x_Auth-roles",
+            "Remote-User",
+            "REMOTE_USER",
+            "X-Original-URL",
+            "x_http_method_override",
+            "Forwarded",
+            "X-Forwarded-For",
+            "X-Forwarded-Ssl",
+            "x_forwarded_uri",
+            "True-Client-IP",
+            "X-Auth-Issuer",
+        ] {
+            assert!(must_strip(name, &c), "{name}");
+        }
+        for name in ["Authorization", "X-Api-Key", "Content-Type", "X-Authx"] {
+            assert!(!must_strip(name, &c), "{name}");
+        }
+    }
+
+    #[test]
+    fn request_ids() {
+        assert!(valid_request_id("abc-123_x.y"));
+        assert!(!valid_request_id(""));
+        assert!(!valid_request_id("has space"));
+        assert!(!valid_request_id(&"a".repeat(129)));
+    }
+}

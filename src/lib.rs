@@ -1,0 +1,141 @@
+//! Portcullis: a reverse-proxy authentication gateway on pingora.
+//!
+//! A request flows through one pass of stages (DESIGN.md §1), each in its
+//! own module; `gateway` wires them into pingora's hooks:
+//!
+//! - [`policy`]: normalize the path, match a route rule (pure);
+//! - [`authn`]: find the credential, verify the JWT (cached) → `Principal`;
+//! - [`revocation`]: in-memory deny-list of tokens, sessions, users;
+//! - [`ratelimit`]: per-route governor limits keyed by user or client IP;
+//! - [`authz`]: roles, permissions, scopes, tenancy (pure);
+//! - [`gateway`]: header hygiene, identity headers, upstream pools;
+//! - [`telemetry`]: metrics, admin endpoints, logging;
+//! - [`config`]: the TOML file and its validation;
+//! - [`error`]: the one error type and its problem+json form.
+//!
+//! [`Gateway::build`] turns a validated [`config::Config`] into a runnable
+//! server; [`Gateway::run`] serves until the shutdown signal fires.
+
+pub mod accounts;
+pub mod api;
+pub mod authn;
+pub mod authz;
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod gateway;
+pub mod policy;
+pub mod priority;
+pub mod ratelimit;
+pub mod revocation;
+pub mod state;
+pub mod store;
+pub mod telemetry;
+
+mod maintenance;
+
+use pingora::server::configuration::ServerConf;
+use pingora::server::{RunArgs, Server, ShutdownSignalWatch};
+use pingora::services::background::background_service;
+use pingora::services::listening::Service;
+
+pub use config::Config;
+pub use state::AppState;
+
+use gateway::upstreams::HealthService;
+
+/// A gateway ready to run.
+pub struct Gateway {
+    state: AppState,
+    health_services: Vec<HealthService>,
+}
+
+/// At start the database must be reachable: migrations run (unless
+/// `auto_migrate = false`) and revoked sessions are loaded into the
+/// in-memory set, so a restart forgets no revocation. This runs on its own
+/// thread and runtime, whose pool is closed before serving starts (pools
+/// are tied to the runtime that opened their connections).
+fn prepare_database(state: &AppState) -> Result<(), String> {
+    store::with_temporary(&state.config, async |db| {
+        if state.config.database.auto_migrate {
+            db.migrate().await.map_err(|e| format!("migrations: {e}"))?;
+        }
+        let loaded = accounts::load_revocations(db, &state.revocations)
+            .await
+            .map_err(|e| format!("loading revocations: {}", e.detail()))?;
+        tracing::info!(
+            backend = db.backend(),
+            revoked_sessions = loaded,
+            "database ready"
+        );
+        Ok(())
+    })
+}
+
+impl Gateway {
+    /// Prepares everything that can fail before listening: the signing key
+    /// (created on first start), verifiers, limiters, upstream pools.
+    pub fn build(config: Config) -> Result<Gateway, String> {
+        // One TLS provider for the whole process (reqwest, pingora).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let (state, health_services) = AppState::build(config)?;
+        prepare_database(&state)?;
+        Ok(Gateway {
+            state,
+            health_services,
+        })
+    }
+
+    /// Shared handles, e.g. to revoke a session from a test or a later API.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves the proxy and admin listeners until `shutdown` fires. Blocks.
+    pub fn run(self, shutdown: Box<dyn ShutdownSignalWatch>) {
+        let server_cfg = &self.state.config.server;
+        let grace = server_cfg.shutdown_grace.as_secs();
+        let conf = ServerConf {
+            threads: server_cfg.threads,
+            grace_period_seconds: Some(grace),
+            graceful_shutdown_timeout_seconds: Some(1),
+            ..ServerConf::default()
+        };
+        let mut server = Server::new_with_opt_and_conf(None, conf);
+        server.bootstrap();
+
+        let mut proxy = pingora::proxy::http_proxy_service_with_name(
+            &server.configuration,
+            gateway::Proxy::new(self.state.clone()),
+            "portcullis proxy",
+        );
+        proxy.add_tcp(&server_cfg.listen.to_string());
+
+        let mut admin = Service::new(
+            "portcullis admin".to_string(),
+            telemetry::admin::AdminApp::new(self.state.clone()),
+        );
+        admin.add_tcp(&server_cfg.admin_listen.to_string());
+        admin.threads = Some(1);
+
+        server.add_service(proxy);
+        server.add_service(admin);
+        for hc in self.health_services {
+            server.add_service(hc);
+        }
+        server.add_service(background_service(
+            "portcullis maintenance",
+            maintenance::Maintenance::new(self.state.clone()),
+        ));
+        tracing::info!(
+            listen = %server_cfg.listen,
+            admin = %server_cfg.admin_listen,
+            routes = self.state.config.routes.len(),
+            "portcullis started"
+        );
+        server.run(RunArgs {
+            shutdown_signal: shutdown,
+        });
+    }
+}

@@ -1,0 +1,154 @@
+//! The in-memory revocation set (DESIGN.md §1 `[revoke]`): token ids
+//! (`jti`), sessions, and per-user "not before" times. Checked on every
+//! authenticated request, cache hit or not, with no network I/O. Later
+//! stages fill it from the database at start and from Redis pub/sub; here it
+//! is the single place the decision is made.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::RwLock;
+
+use crate::authn::principal::{SessionId, UserIdentity};
+
+/// Why a token is no longer accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revoked {
+    Token,
+    Session,
+    User,
+}
+
+#[derive(Debug, Default)]
+pub struct RevocationSet {
+    /// jti → token expiry (seconds), so entries can be dropped once useless.
+    tokens: RwLock<HashMap<String, i64>>,
+    sessions: RwLock<HashSet<SessionId>>,
+    /// user id → tokens issued before this time (seconds) are revoked.
+    users_not_before: RwLock<HashMap<String, i64>>,
+}
+
+/// Poisoning only follows a panic elsewhere; the data is still consistent
+/// (single inserts/removes), so keep serving.
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|e| e.into_inner())
+}
+
+impl RevocationSet {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn revoke_token(&self, jti: &str, expires_at: i64) {
+        write(&self.tokens).insert(jti.to_string(), expires_at);
+    }
+
+    pub fn revoke_session(&self, session: SessionId) {
+        write(&self.sessions).insert(session);
+    }
+
+    /// Revokes every token of `user_id` issued before `not_before` (seconds).
+    pub fn revoke_user_before(&self, user_id: &str, not_before: i64) {
+        let mut users = write(&self.users_not_before);
+        let entry = users.entry(user_id.to_string()).or_insert(not_before);
+        *entry = (*entry).max(not_before);
+    }
+
+    /// The revocation decision for a verified token.
+    pub fn check(&self, user: &UserIdentity) -> Result<(), Revoked> {
+        if read(&self.tokens).contains_key(&user.jti) {
+            return Err(Revoked::Token);
+        }
+        if let Some(session) = user.session {
+            if read(&self.sessions).contains(&session) {
+                return Err(Revoked::Session);
+            }
+        }
+        if let Some(&not_before) = read(&self.users_not_before).get(&user.user_id.0) {
+            if user.issued_at < not_before {
+                return Err(Revoked::User);
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops token entries whose token is refused anyway: expired by more
+    /// than the verification `leeway` (seconds).
+    pub fn prune_expired(&self, now: i64, leeway: i64) {
+        write(&self.tokens).retain(|_, exp| exp.saturating_add(leeway) >= now);
+    }
+
+    /// Entry counts by kind, for the `portcullis_revocations` gauge.
+    pub fn counts(&self) -> [(&'static str, usize); 3] {
+        [
+            ("token", read(&self.tokens).len()),
+            ("session", read(&self.sessions).len()),
+            ("user", read(&self.users_not_before).len()),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::authn::principal::UserId;
+
+    fn token(jti: &str, session: Option<SessionId>, iat: i64) -> UserIdentity {
+        UserIdentity {
+            user_id: UserId("u1".into()),
+            issuer: "portcullis".into(),
+            email: None,
+            roles: vec![],
+            superuser: false,
+            orgs: Default::default(),
+            scopes: vec![],
+            session,
+            jti: jti.into(),
+            issued_at: iat,
+            expires_at: iat + 900,
+            amr: vec![],
+        }
+    }
+
+    #[test]
+    fn each_kind_revokes() {
+        let set = RevocationSet::new();
+        let sid = SessionId(uuid::Uuid::new_v4());
+        let t = token("a", Some(sid), 1000);
+        assert_eq!(set.check(&t), Ok(()));
+        set.revoke_token("a", 2000);
+        assert_eq!(set.check(&t), Err(Revoked::Token));
+        assert_eq!(set.check(&token("b", Some(sid), 1000)), Ok(()));
+        set.revoke_session(sid);
+        assert_eq!(
+            set.check(&token("b", Some(sid), 1000)),
+            Err(Revoked::Session)
+        );
+        assert_eq!(set.check(&token("c", None, 1000)), Ok(()));
+        set.revoke_user_before("u1", 1500);
+        assert_eq!(set.check(&token("c", None, 1000)), Err(Revoked::User));
+        assert_eq!(
+            set.check(&token("d", None, 1500)),
+            Ok(()),
+            "issued at the cut-off is fine"
+        );
+        // An older cut-off never loosens a newer one.
+        set.revoke_user_before("u1", 100);
+        assert_eq!(set.check(&token("c", None, 1000)), Err(Revoked::User));
+    }
+
+    #[test]
+    fn pruning_keeps_live_tokens() {
+        let set = RevocationSet::new();
+        set.revoke_token("old", 10);
+        set.revoke_token("live", 100);
+        // exp 10 + leeway 45 ≥ now 50: the token would still verify, keep it.
+        set.prune_expired(50, 45);
+        assert_eq!(set.counts()[0], ("token", 2), "kept within the leeway");
+        set.prune_expired(50, 30);
+        assert_eq!(set.counts()[0], ("token", 1));
+        assert_eq!(set.check(&token("live", None, 0)), Err(Revoked::Token));
+    }
+}

@@ -1,0 +1,226 @@
+//! Users: created by registration or `portcullis user create`, found by
+//! email (case-insensitive) or username.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{bounded, from_json_list, on_db, to_json_list, Db, StoreError};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct UserRow {
+    id: Uuid,
+    email: String,
+    username: Option<String>,
+    password_hash: String,
+    roles: String,
+    is_active: bool,
+    is_superuser: bool,
+    email_verified: bool,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    pub id: Uuid,
+    pub email: String,
+    pub username: Option<String>,
+    pub password_hash: String,
+    pub roles: Vec<String>,
+    pub is_active: bool,
+    pub is_superuser: bool,
+    pub email_verified: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<UserRow> for User {
+    fn from(r: UserRow) -> Self {
+        User {
+            id: r.id,
+            email: r.email,
+            username: r.username,
+            password_hash: r.password_hash,
+            roles: from_json_list(&r.roles),
+            is_active: r.is_active,
+            is_superuser: r.is_superuser,
+            email_verified: r.email_verified,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+pub struct NewUser<'a> {
+    pub email: &'a str,
+    pub username: Option<&'a str>,
+    pub password_hash: &'a str,
+    pub superuser: bool,
+}
+
+const COLUMNS: &str =
+    "id, email, username, password_hash, roles, is_active, is_superuser, email_verified, created_at, updated_at";
+
+/// The key emails are unique by.
+pub fn email_key(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+pub fn username_key(username: &str) -> String {
+    username.to_ascii_lowercase()
+}
+
+pub async fn create(db: &Db, new: NewUser<'_>, now: DateTime<Utc>) -> Result<User, StoreError> {
+    let id = Uuid::now_v7();
+    let roles = to_json_list(&["user".to_string()]);
+    bounded(async {
+        let sql = "INSERT INTO users (id, email, email_key, username, username_key, password_hash, roles, \
+                   is_active, is_superuser, email_verified, created_at, updated_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, TRUE, $8, FALSE, $9, $9)";
+        on_db!(db, |pool| sqlx::query(sql)
+            .bind(id)
+            .bind(new.email)
+            .bind(email_key(new.email))
+            .bind(new.username)
+            .bind(new.username.map(username_key))
+            .bind(new.password_hash)
+            .bind(&roles)
+            .bind(new.superuser)
+            .bind(now)
+            .execute(pool)
+            .await.map(|r| r.rows_affected()))?;
+        Ok(())
+    })
+    .await?;
+    by_id(db, id)
+        .await?
+        .ok_or_else(|| StoreError::Other("user vanished after insert".into()))
+}
+
+pub async fn by_id(db: &Db, id: Uuid) -> Result<Option<User>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM users WHERE id = $1");
+    bounded(async {
+        let row = on_db!(db, |pool| sqlx::query_as::<_, UserRow>(
+            sqlx::AssertSqlSafe(sql.as_str())
+        )
+        .bind(id)
+        .fetch_optional(pool)
+        .await)?;
+        Ok(row.map(User::from))
+    })
+    .await
+}
+
+/// Finds a user by email (when `login` contains `@`) or username.
+pub async fn by_login(db: &Db, login: &str) -> Result<Option<User>, StoreError> {
+    let (column, key) = if login.contains('@') {
+        ("email_key", email_key(login))
+    } else {
+        ("username_key", username_key(login))
+    };
+    let sql = format!("SELECT {COLUMNS} FROM users WHERE {column} = $1");
+    bounded(async {
+        let row = on_db!(db, |pool| sqlx::query_as::<_, UserRow>(
+            sqlx::AssertSqlSafe(sql.as_str())
+        )
+        .bind(&key)
+        .fetch_optional(pool)
+        .await)?;
+        Ok(row.map(User::from))
+    })
+    .await
+}
+
+pub async fn set_password(
+    db: &Db,
+    id: Uuid,
+    hash: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    bounded(async {
+        let sql = "UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3";
+        on_db!(db, |pool| sqlx::query(sql)
+            .bind(hash)
+            .bind(now)
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    })
+    .await
+}
+
+pub async fn set_username(
+    db: &Db,
+    id: Uuid,
+    username: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    bounded(async {
+        let sql =
+            "UPDATE users SET username = $1, username_key = $2, updated_at = $3 WHERE id = $4";
+        on_db!(db, |pool| sqlx::query(sql)
+            .bind(username)
+            .bind(username.map(username_key))
+            .bind(now)
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    })
+    .await
+}
+
+/// What an admin may change on a user.
+#[derive(Debug, Default)]
+pub struct AdminChange {
+    pub is_active: Option<bool>,
+    pub is_superuser: Option<bool>,
+    pub roles: Option<Vec<String>>,
+}
+
+pub async fn admin_update(
+    db: &Db,
+    id: Uuid,
+    change: &AdminChange,
+    now: DateTime<Utc>,
+) -> Result<Option<User>, StoreError> {
+    let Some(current) = by_id(db, id).await? else {
+        return Ok(None);
+    };
+    let is_active = change.is_active.unwrap_or(current.is_active);
+    let is_superuser = change.is_superuser.unwrap_or(current.is_superuser);
+    let roles = to_json_list(change.roles.as_ref().unwrap_or(&current.roles));
+    bounded(async {
+        let sql = "UPDATE users SET is_active = $1, is_superuser = $2, roles = $3, updated_at = $4 WHERE id = $5";
+        on_db!(db, |pool| sqlx::query(sql)
+            .bind(is_active)
+            .bind(is_superuser)
+            .bind(&roles)
+            .bind(now)
+            .bind(id)
+            .execute(pool)
+            .await.map(|r| r.rows_affected()))?;
+        Ok(())
+    })
+    .await?;
+    by_id(db, id).await
+}
+
+/// Users in id (creation) order after `cursor`, at most `limit`.
+pub async fn list(db: &Db, limit: u32, cursor: Option<Uuid>) -> Result<Vec<User>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM users WHERE id > $1 ORDER BY id LIMIT $2");
+    bounded(async {
+        let rows = on_db!(db, |pool| sqlx::query_as::<_, UserRow>(
+            sqlx::AssertSqlSafe(sql.as_str())
+        )
+        .bind(cursor.unwrap_or(Uuid::nil()))
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await)?;
+        Ok(rows.into_iter().map(User::from).collect())
+    })
+    .await
+}
