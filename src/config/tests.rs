@@ -122,3 +122,20 @@ fn strip_path_prefix_must_be_a_literal_prefix() {
     ));
     assert!(p.iter().any(|l| l.contains("strip_path_prefix")), "{p:?}");
 }
+
+#[test]
+fn admin_listener_needs_its_own_port() {
+    let server = |listen: &str, admin: &str| {
+        problems(&format!(
+            "[server]\nlisten = \"{listen}\"\nadmin_listen = \"{admin}\"\n"
+        ))
+        .into_iter()
+        .filter(|l| l.contains("server.admin_listen"))
+        .count()
+    };
+    assert_eq!(server("127.0.0.1:8080", "127.0.0.1:8080"), 1);
+    assert_eq!(server("0.0.0.0:8080", "127.0.0.1:8080"), 1);
+    assert_eq!(server("127.0.0.1:8080", "[::]:8080"), 1);
+    assert_eq!(server("127.0.0.1:8080", "127.0.0.1:9090"), 0);
+    assert_eq!(server("127.0.0.1:8080", "127.0.0.2:8080"), 0);
+}

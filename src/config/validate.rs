@@ -111,6 +111,13 @@ fn socket_addr(key: &str, text: &str, p: &mut Problems) -> Option<SocketAddr> {
     )
 }
 
+/// Two listeners collide when they share a port and either binds every
+/// address or both bind the same one. The proxy and admin listeners must not:
+/// admin endpoints would answer on the public port.
+fn listeners_overlap(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port() && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
 fn duration(key: &str, text: &str, p: &mut Problems) -> std::time::Duration {
     p.check(key, parse_duration(text)).unwrap_or_default()
 }
@@ -118,6 +125,14 @@ fn duration(key: &str, text: &str, p: &mut Problems) -> std::time::Duration {
 fn server(s: &ServerFile, p: &mut Problems) -> Option<ServerConfig> {
     let listen = socket_addr("server.listen", &s.listen, p);
     let admin_listen = socket_addr("server.admin_listen", &s.admin_listen, p);
+    if let (Some(proxy), Some(admin)) = (listen, admin_listen) {
+        if listeners_overlap(proxy, admin) {
+            p.add(
+                "server.admin_listen",
+                format!("{admin} overlaps server.listen ({proxy}); the admin endpoints need their own port"),
+            );
+        }
+    }
     if s.threads == 0 {
         p.add("server.threads", "must be at least 1");
     }

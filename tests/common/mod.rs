@@ -26,12 +26,23 @@ pub use db::{backends, Backend};
 pub use echo::Echo;
 
 /// A free loopback port (bound, then released for the gateway to take).
+/// Never the same port twice in one test process: the kernel may hand a
+/// released port out again before its taker binds it, and two listeners of
+/// one gateway on one port are a configuration error.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut handed_out = HANDED_OUT.lock().unwrap();
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+    }
 }
 
 struct TestShutdown(Arc<tokio::sync::Notify>);
