@@ -1,7 +1,10 @@
-//! Cryptographic helpers: password hashing and policy (`password`) and
-//! opaque random tokens stored only as hashes (`tokens`), and the gateway's
-//! own secret with per-purpose derived keys (`secret`).
+//! Cryptographic helpers: password hashing and policy (`password`), opaque
+//! random tokens stored only as hashes (`tokens`), the gateway's own secret
+//! with per-purpose derived keys (`secret`), sealing small secrets at rest
+//! (`seal`) and TOTP codes (`totp`).
 
 pub mod password;
+pub mod seal;
 pub mod secret;
 pub mod tokens;
+pub mod totp;
