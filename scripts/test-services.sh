@@ -3,7 +3,8 @@
 # PostgreSQL server the tests may create databases on. Uses the variable if
 # already set, else a server on 127.0.0.1:5432, else starts a throwaway
 # server from the installed binaries (stopped on exit), else says loudly
-# that the PostgreSQL variants are skipped.
+# that the PostgreSQL variants are skipped. Also installs aiosmtpd, the SMTP
+# server the mail test talks to.
 
 pg_bin() {
   ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
@@ -48,3 +49,15 @@ if [ -z "${PORTCULLIS_TEST_DATABASE_URL:-}" ]; then
   fi
 fi
 trap stop_throwaway_postgres EXIT
+
+# The SMTP suite sends through a real SMTP server: Python's aiosmtpd,
+# installed here when Python is present and the package is not.
+if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
+  echo "installing aiosmtpd (the SMTP server of the mail tests)..." >&2
+  python3 -m pip install --quiet --disable-pip-version-check aiosmtpd >&2 \
+    || python3 -m pip install --quiet --disable-pip-version-check --user aiosmtpd >&2 \
+    || true
+fi
+if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
+  echo "!!! python3 with aiosmtpd is not available: the SMTP mail test is SKIPPED." >&2
+fi

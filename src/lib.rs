@@ -10,6 +10,10 @@
 //! - [`authz`]: roles, permissions, scopes, tenancy (pure);
 //! - [`gateway`]: header hygiene, identity headers, upstream pools;
 //! - [`telemetry`]: metrics, admin endpoints, logging;
+//! - [`api`] and [`accounts`]: the `/auth` endpoints and their logic;
+//! - [`store`]: durable state on SQLite or PostgreSQL;
+//! - [`crypto`]: passwords, opaque tokens, sealed secrets, TOTP;
+//! - [`mail`]: queued outgoing mail (log, `.eml` files or SMTP);
 //! - [`config`]: the TOML file and its validation;
 //! - [`error`]: the one error type and its problem+json form.
 //!
@@ -25,6 +29,7 @@ pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod gateway;
+pub mod mail;
 pub mod policy;
 pub mod priority;
 pub mod ratelimit;

@@ -64,4 +64,13 @@ impl ApiRuntime {
             .await
             .map_err(|e| GatewayError::Internal(format!("API task: {e}")))
     }
+
+    /// Starts `fut` on the API runtime without waiting (background work
+    /// such as mail delivery).
+    pub fn spawn<F>(&self, fut: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.handle.spawn(fut);
+    }
 }

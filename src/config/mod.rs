@@ -34,6 +34,7 @@ pub struct Config {
     pub redis: Option<RedisConfig>,
     pub tokens: TokenConfig,
     pub accounts: AccountsConfig,
+    pub mail: MailConfig,
     /// `[cors] allowed_origins` (empty without a `[cors]` section).
     pub cors_origins: Vec<String>,
     pub api_keys: ApiKeyConfig,
@@ -105,12 +106,48 @@ pub struct AccountsConfig {
     pub max_sessions_per_user: u32,
     pub lockout: crate::store::lockouts::Policy,
     pub refresh_reuse_grace: Duration,
+    /// From `POST /auth/account/delete` to the purge.
+    pub deletion_grace: Duration,
+    /// How often due deletions are purged.
+    pub purge_interval: Duration,
+    /// Shown by authenticator apps; `tokens.issuer` when unset.
+    pub totp_issuer: Option<String>,
     pub cookie_secure: bool,
     /// The gateway's own secret (API-key tags; TOTP encryption).
     pub secret_encryption_key: SecretSource,
     pub throttle_login: Rate,
     pub throttle_register: Rate,
     pub throttle_forgot_password: Rate,
+}
+
+#[derive(Debug, Clone)]
+pub struct MailConfig {
+    pub transport: MailTransport,
+    /// Links in mails start here (no trailing `/`); never the request's Host.
+    pub link_base: String,
+    /// The `From:` mailbox, validated.
+    pub from: String,
+}
+
+#[derive(Clone, PartialEq)]
+pub enum MailTransport {
+    /// Each message goes to the log, links included (trying it out).
+    Log,
+    /// One `.eml` file per message in this directory.
+    File(PathBuf),
+    /// An `smtp://` or `smtps://` URL (lettre's syntax), which may hold a
+    /// password: never printed.
+    Smtp(String),
+}
+
+impl std::fmt::Debug for MailTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Log => f.write_str("Log"),
+            Self::File(dir) => f.debug_tuple("File").field(dir).finish(),
+            Self::Smtp(_) => f.write_str("Smtp(***)"),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -139,3 +139,49 @@ fn admin_listener_needs_its_own_port() {
     assert_eq!(server("127.0.0.1:8080", "127.0.0.1:9090"), 0);
     assert_eq!(server("127.0.0.1:8080", "127.0.0.2:8080"), 0);
 }
+
+#[test]
+fn mail_settings_are_checked() {
+    let mail = |body: &str| {
+        problems(&format!("[mail]\n{body}"))
+            .into_iter()
+            .filter(|l| l.contains("mail."))
+            .collect::<Vec<_>>()
+    };
+    assert!(mail("mode = \"file\"\n").is_empty());
+    let p = mail("mode = \"smtp\"\n");
+    assert!(p.iter().any(|l| l.contains("mail.smtp_url")), "{p:?}");
+    let p = mail("mode = \"smtp\"\nsmtp_url = \"smtps://u:hunter2@smtp.example.com\"\n");
+    assert!(p.iter().any(|l| l.contains("mail.from")), "{p:?}");
+    assert!(mail(
+        "mode = \"smtp\"\nsmtp_url = \"smtps://u:hunter2@smtp.example.com\"\nfrom = \"A <a@example.com>\"\n"
+    )
+    .is_empty());
+    assert!(mail(
+        "mode = \"smtp\"\nsmtp_url = \"smtp://127.0.0.1:2525\"\nfrom = \"a@example.com\"\n"
+    )
+    .is_empty());
+    let p = mail("mode = \"smtp\"\nsmtp_url = \"smtp://u:hunter2@smtp.example.com\"\nfrom = \"a@example.com\"\n");
+    assert!(p.iter().any(|l| l.contains("unencrypted")), "{p:?}");
+    assert!(
+        !p.iter().any(|l| l.contains("hunter2")),
+        "the password leaked: {p:?}"
+    );
+    assert!(mail(
+        "mode = \"smtp\"\nsmtp_url = \"smtp://smtp.example.com:587?tls=required\"\nfrom = \"a@example.com\"\n"
+    )
+    .is_empty());
+    let p = mail("mode = \"pigeon\"\nfrom = \"not an address\"\nlink_base = \"ftp://x\"\n");
+    for key in ["mail.mode", "mail.from", "mail.link_base"] {
+        assert!(p.iter().any(|l| l.contains(key)), "{key}: {p:?}");
+    }
+}
+
+#[test]
+fn mail_links_default_to_the_public_url() {
+    let c = parse("[server]\npublic_url = \"https://auth.example.com/\"\n").unwrap();
+    assert_eq!(c.mail.link_base, "https://auth.example.com");
+    let c = parse("[mail]\nlink_base = \"https://app.example.com/\"\n").unwrap();
+    assert_eq!(c.mail.link_base, "https://app.example.com");
+    assert_eq!(c.mail.transport, MailTransport::Log);
+}

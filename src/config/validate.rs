@@ -27,7 +27,7 @@ pub(super) fn validate(
     let tokens = tokens(&file.tokens, base_dir, p);
     let accounts = accounts(&file.accounts, base_dir, p);
     let api_keys = api_keys(&file.api_keys, p);
-    mail(&file.mail, p);
+    let mail = mail(&file.mail, base_dir, p);
     if let Some(cors) = &file.cors {
         self::cors(cors, p);
     }
@@ -75,8 +75,14 @@ pub(super) fn validate(
 
     match (server, tokens, rbac, routes) {
         (Some(server), Some(tokens), Some(rbac), Some(routes)) if problems.is_empty() => {
+            let mail = MailConfig {
+                link_base: mail.link_base.unwrap_or_else(|| server.public_url.clone()),
+                transport: mail.transport,
+                from: mail.from,
+            };
             Ok(Config {
                 base_dir: base_dir.to_path_buf(),
+                mail,
                 server,
                 database,
                 redis,
@@ -321,7 +327,14 @@ fn accounts(a: &AccountsFile, base_dir: &Path, p: &mut Problems) -> AccountsConf
         |d: std::time::Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
     let window = duration("accounts.lockout.window", &a.lockout.window, p);
     let lock_for = duration("accounts.lockout.duration", &a.lockout.duration, p);
-    duration("accounts.deletion_grace", &a.deletion_grace, p);
+    let deletion_grace = duration("accounts.deletion_grace", &a.deletion_grace, p);
+    let purge_interval = duration("accounts.purge_interval", &a.purge_interval, p);
+    if purge_interval.is_zero() {
+        p.add("accounts.purge_interval", "must be longer than 0s");
+    }
+    if a.totp_issuer.as_deref().is_some_and(str::is_empty) {
+        p.add("accounts.totp_issuer", "must not be empty");
+    }
     let refresh_reuse_grace = duration("accounts.refresh_reuse_grace", &a.refresh_reuse_grace, p);
     let secret_encryption_key = p
         .check(
@@ -361,6 +374,9 @@ fn accounts(a: &AccountsFile, base_dir: &Path, p: &mut Problems) -> AccountsConf
             duration: chrono(lock_for),
         },
         refresh_reuse_grace,
+        deletion_grace,
+        purge_interval,
+        totp_issuer: a.totp_issuer.clone(),
         cookie_secure: a.cookie_secure,
         secret_encryption_key,
         throttle_login,
@@ -398,12 +414,69 @@ fn api_keys(a: &ApiKeysFile, p: &mut Problems) -> ApiKeyConfig {
     }
 }
 
-fn mail(m: &MailFile, p: &mut Problems) {
-    match m.mode.as_str() {
-        "log" | "file" => {}
-        "smtp" if m.smtp_url.is_none() => p.add("mail.smtp_url", "required when mode = \"smtp\""),
-        "smtp" => {}
-        _ => p.add("mail.mode", "must be \"log\", \"file\" or \"smtp\""),
+/// `[mail]` before `link_base` falls back to `server.public_url`.
+struct MailParts {
+    transport: MailTransport,
+    link_base: Option<String>,
+    from: String,
+}
+
+fn mail(m: &MailFile, base_dir: &Path, p: &mut Problems) -> MailParts {
+    let transport = match m.mode.as_str() {
+        "log" => MailTransport::Log,
+        "file" => MailTransport::File(base_dir.join(&m.outbox_dir)),
+        "smtp" => match &m.smtp_url {
+            None => {
+                p.add("mail.smtp_url", "required when mode = \"smtp\"");
+                MailTransport::Log
+            }
+            Some(text) => {
+                // The URL holds the SMTP password: it may come from env:/file:.
+                let url = if text.starts_with("env:") || text.starts_with("file:") {
+                    SecretSource::parse(text, base_dir)
+                        .and_then(|s| s.read())
+                        .and_then(|b| String::from_utf8(b).map_err(|_| "not UTF-8".into()))
+                        .map(|u| u.trim().to_string())
+                } else {
+                    Ok(text.clone())
+                };
+                let url = p.check("mail.smtp_url", url).unwrap_or_default();
+                if !url.is_empty() {
+                    if let Err(e) = crate::mail::check_smtp_url(&url) {
+                        p.add("mail.smtp_url", e);
+                    }
+                }
+                if m.from.is_none() {
+                    p.add("mail.from", "required when mode = \"smtp\"");
+                }
+                MailTransport::Smtp(url)
+            }
+        },
+        _ => {
+            p.add("mail.mode", "must be \"log\", \"file\" or \"smtp\"");
+            MailTransport::Log
+        }
+    };
+    let from = m
+        .from
+        .clone()
+        .unwrap_or_else(|| "Portcullis <portcullis@localhost>".into());
+    if from.parse::<lettre::message::Mailbox>().is_err() {
+        p.add(
+            "mail.from",
+            format!("{from:?} is not an address like \"Auth <no-reply@example.com>\""),
+        );
+    }
+    let link_base = m.link_base.as_ref().map(|url| {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            p.add("mail.link_base", "must start with http:// or https://");
+        }
+        url.trim_end_matches('/').to_string()
+    });
+    MailParts {
+        transport,
+        link_base,
+        from,
     }
 }
 

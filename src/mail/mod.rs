@@ -1,0 +1,236 @@
+//! Outgoing mail (`[mail]`): verification, password reset and deletion
+//! notices. Handlers only queue a message; a worker on the API runtime
+//! builds it (RFC 5322, plain text) and hands it to the transport — the
+//! log, a `.eml` file per message, or SMTP (STARTTLS or implicit TLS,
+//! with timeouts) — retrying failures with backoff. A slow or broken mail
+//! server therefore never slows an HTTP response.
+//!
+//! - `templates`: the messages' subjects and bodies
+
+pub mod templates;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use lettre::message::header::ContentType;
+use lettre::message::{Body, Mailbox};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use tokio::sync::{mpsc, Semaphore};
+
+use crate::api::runtime::ApiRuntime;
+use crate::config::{MailConfig, MailTransport};
+use templates::Mail;
+
+/// Messages waiting for the worker; beyond this, new ones are dropped
+/// (and logged) rather than held in memory without bound.
+const QUEUE: usize = 1024;
+/// Deliveries in flight at once.
+const PARALLEL: usize = 4;
+/// Tries per message, and the wait before each retry.
+const BACKOFF: [Duration; 3] = [
+    Duration::from_secs(2),
+    Duration::from_secs(10),
+    Duration::from_secs(60),
+];
+/// SMTP connect and command timeout.
+const SMTP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Refuses SMTP URLs lettre cannot use, and plain `smtp://` to a remote
+/// host: tokens would cross the network in the clear. Messages never
+/// repeat the URL's password.
+pub fn check_smtp_url(url: &str) -> Result<(), String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
+    let shown = format!(
+        "{}://{}",
+        parsed.scheme(),
+        parsed.host_str().unwrap_or_default()
+    );
+    AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+        .map_err(|e| format!("{shown}: not an SMTP URL lettre understands: {e}"))?;
+    let tls = parsed
+        .query_pairs()
+        .any(|(k, v)| k == "tls" && (v == "required" || v == "opportunistic"));
+    let local = matches!(
+        parsed.host_str(),
+        Some("localhost" | "127.0.0.1" | "[::1]" | "::1")
+    );
+    if parsed.scheme() == "smtp" && !tls && !local {
+        return Err(format!(
+            "{shown} would send mail (and its tokens) unencrypted; use smtps://, or smtp://…?tls=required for STARTTLS"
+        ));
+    }
+    Ok(())
+}
+
+struct Outgoing {
+    to: String,
+    mail: Mail,
+}
+
+/// Queues mail for delivery; cheap to clone.
+#[derive(Clone)]
+pub struct Mailer {
+    queue: mpsc::Sender<Outgoing>,
+    link_base: Arc<str>,
+}
+
+impl Mailer {
+    /// Starts the delivery worker on `runtime`.
+    pub fn start(config: &MailConfig, runtime: &ApiRuntime) -> Result<Mailer, String> {
+        let from: Mailbox = config.from.parse().map_err(|e| format!("mail.from: {e}"))?;
+        let transport = Transport::new(&config.transport)?;
+        if transport.is_log() {
+            tracing::warn!(
+                "mail.mode = \"log\": messages, with their links, go to the log; use \"file\" or \"smtp\" in production"
+            );
+        }
+        let (queue, inbox) = mpsc::channel(QUEUE);
+        runtime.spawn(deliver_all(inbox, Arc::new(transport), from));
+        Ok(Mailer {
+            queue,
+            link_base: config.link_base.as_str().into(),
+        })
+    }
+
+    /// `{link_base}{path}?token={token}`.
+    pub fn link(&self, path: &str, token: &str) -> String {
+        format!("{}{path}?token={token}", self.link_base)
+    }
+
+    /// Queues `mail` for `to`; never waits.
+    pub fn send(&self, to: &str, mail: Mail) {
+        let subject = mail.subject.clone();
+        let outgoing = Outgoing {
+            to: to.to_string(),
+            mail,
+        };
+        if self.queue.try_send(outgoing).is_err() {
+            tracing::error!(subject, "mail queue full or closed; message dropped");
+        }
+    }
+}
+
+enum Transport {
+    Log,
+    File(PathBuf),
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+}
+
+impl Transport {
+    fn new(config: &MailTransport) -> Result<Transport, String> {
+        Ok(match config {
+            MailTransport::Log => Transport::Log,
+            MailTransport::File(dir) => {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("mail.outbox_dir {}: {e}", dir.display()))?;
+                Transport::File(dir.clone())
+            }
+            MailTransport::Smtp(url) => Transport::Smtp(
+                AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+                    .map_err(|e| format!("mail.smtp_url: {e}"))?
+                    .timeout(Some(SMTP_TIMEOUT))
+                    .build(),
+            ),
+        })
+    }
+
+    fn is_log(&self) -> bool {
+        matches!(self, Transport::Log)
+    }
+
+    async fn deliver(&self, message: &lettre::Message, mail: &Mail) -> Result<(), String> {
+        match self {
+            Transport::Log => {
+                let to = message.envelope().to().iter().map(ToString::to_string);
+                tracing::info!(
+                    to = to.collect::<Vec<_>>().join(", "),
+                    subject = mail.subject,
+                    body = mail.body,
+                    "mail (mail.mode = log)"
+                );
+                Ok(())
+            }
+            Transport::File(dir) => write_eml(dir, &message.formatted()).await,
+            Transport::Smtp(smtp) => smtp
+                .send(message.clone())
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// Writes under a temporary name and renames, so readers of the outbox
+/// never see half a message.
+async fn write_eml(dir: &Path, bytes: &[u8]) -> Result<(), String> {
+    let name = format!(
+        "{}-{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%S%.6f"),
+        uuid::Uuid::new_v4().simple()
+    );
+    let partial = dir.join(format!(".{name}.tmp"));
+    tokio::fs::write(&partial, bytes)
+        .await
+        .map_err(|e| format!("cannot write {}: {e}", partial.display()))?;
+    tokio::fs::rename(&partial, dir.join(format!("{name}.eml")))
+        .await
+        .map_err(|e| format!("cannot move {} into place: {e}", partial.display()))
+}
+
+fn build(from: &Mailbox, to: &str, mail: &Mail) -> Result<lettre::Message, String> {
+    let to: Mailbox = to.parse().map_err(|e| format!("recipient: {e}"))?;
+    lettre::Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(mail.subject.clone())
+        .header(ContentType::TEXT_PLAIN)
+        // lettre picks the transfer encoding: quoted-printable when a
+        // line (a link) is longer than 76 characters.
+        .body(Body::new(mail.body.clone()))
+        .map_err(|e| e.to_string())
+}
+
+async fn deliver_all(
+    mut inbox: mpsc::Receiver<Outgoing>,
+    transport: Arc<Transport>,
+    from: Mailbox,
+) {
+    let slots = Arc::new(Semaphore::new(PARALLEL));
+    while let Some(out) = inbox.recv().await {
+        let message = match build(&from, &out.to, &out.mail) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(subject = out.mail.subject, error = e, "mail not sent");
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let transport = transport.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let mut waits = BACKOFF.iter();
+            loop {
+                match transport.deliver(&message, &out.mail).await {
+                    Ok(()) => break,
+                    Err(e) => match waits.next() {
+                        Some(wait) => {
+                            tracing::warn!(subject = out.mail.subject, error = e, retry_in = ?wait, "mail delivery failed");
+                            tokio::time::sleep(*wait).await;
+                        }
+                        None => {
+                            tracing::error!(
+                                subject = out.mail.subject,
+                                error = e,
+                                "mail delivery failed; giving up"
+                            );
+                            break;
+                        }
+                    },
+                }
+            }
+        });
+    }
+}
