@@ -140,6 +140,7 @@ pub fn create_user(path: &Path, email: &str, username: Option<&str>, superuser: 
             username,
             password_hash: &hash,
             superuser,
+            email_verified: true,
         };
         let user = crate::store::users::create(db, new, chrono::Utc::now())
             .await

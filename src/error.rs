@@ -59,6 +59,20 @@ pub enum GatewayError {
     OrgRoleRequired(&'static str),
     /// The change would leave an org without an owner.
     LastOwner,
+    /// Deleting the account would leave these orgs with members but no owner.
+    OrgsNeedOwner(Vec<String>),
+    /// Password right, TOTP on, no code given: repeat with `totp_code`.
+    MfaRequired,
+    /// A wrong, reused or stale TOTP code or recovery code at login.
+    InvalidMfaCode,
+    MfaAlreadyEnabled,
+    MfaNotEnabled,
+    /// `enable` before `setup`.
+    MfaSetupRequired,
+    /// Password right, address unverified, verification required.
+    EmailUnverified,
+    /// A mailed token that is unknown, used, superseded or expired.
+    InvalidMailedToken(&'static str),
 }
 
 #[derive(Serialize)]
@@ -106,7 +120,11 @@ impl GatewayError {
             | Self::CrossSiteRefused
             | Self::ScopeNotPermitted(_)
             | Self::OrgRoleRequired(_) => 403,
-            Self::LastOwner => 409,
+            Self::LastOwner | Self::OrgsNeedOwner(_) => 409,
+            Self::MfaRequired | Self::InvalidMfaCode => 401,
+            Self::MfaAlreadyEnabled | Self::MfaNotEnabled | Self::MfaSetupRequired => 409,
+            Self::EmailUnverified => 403,
+            Self::InvalidMailedToken(_) => 400,
             Self::NotFound(_) => 404,
             Self::StoreUnavailable(_) => 503,
         }
@@ -154,7 +172,15 @@ impl GatewayError {
             Self::StoreUnavailable(_) => "service_unavailable",
             Self::ScopeNotPermitted(_) => "scope_not_permitted",
             Self::OrgRoleRequired(_) => "insufficient_role",
-            Self::LastOwner => "last_owner",
+            Self::LastOwner | Self::OrgsNeedOwner(_) => "last_owner",
+            Self::MfaRequired => "mfa_required",
+            Self::InvalidMfaCode => "invalid_mfa_code",
+            Self::MfaAlreadyEnabled => "mfa_already_enabled",
+            Self::MfaNotEnabled => "mfa_not_enabled",
+            Self::MfaSetupRequired => "mfa_setup_required",
+            Self::EmailUnverified => "email_unverified",
+            Self::InvalidMailedToken("reset") => "invalid_reset_token",
+            Self::InvalidMailedToken(_) => "invalid_verification_token",
         }
     }
 
@@ -211,6 +237,23 @@ impl GatewayError {
             }
             Self::OrgRoleRequired(what) => format!("Your role in this organization cannot {what}"),
             Self::LastOwner => "An organization must keep at least one owner".into(),
+            Self::OrgsNeedOwner(orgs) => format!(
+                "You are the last owner of {}; make another member an owner (or remove the members) first",
+                orgs.join(", ")
+            ),
+            Self::MfaRequired => {
+                "This account uses two-factor authentication; repeat the login with totp_code or recovery_code".into()
+            }
+            Self::InvalidMfaCode => "The authentication code is wrong, expired or already used".into(),
+            Self::MfaAlreadyEnabled => "Two-factor authentication is already on".into(),
+            Self::MfaNotEnabled => "Two-factor authentication is not on".into(),
+            Self::MfaSetupRequired => "Start with POST /auth/mfa/totp/setup".into(),
+            Self::EmailUnverified => {
+                "Confirm your email address first; POST /auth/resend-verification sends a new link".into()
+            }
+            Self::InvalidMailedToken(what) => {
+                format!("This {what} link is invalid, expired or already used; ask for a new one")
+            }
         }
     }
 
@@ -226,7 +269,10 @@ impl GatewayError {
     /// `RateLimit-*` on 429.
     pub fn headers(&self) -> Vec<(&'static str, String)> {
         match self {
-            Self::MissingCredentials | Self::InvalidCredentials => {
+            Self::MissingCredentials
+            | Self::InvalidCredentials
+            | Self::MfaRequired
+            | Self::InvalidMfaCode => {
                 vec![("WWW-Authenticate", "Bearer".into())]
             }
             Self::InvalidRefreshToken | Self::RefreshTokenRotated | Self::RefreshTokenReused => {

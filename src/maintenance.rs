@@ -1,6 +1,8 @@
 //! Background upkeep on the server's own runtime: JWKS refresh for trusted
 //! issuers, pruning expired revocations, forgetting idle rate-limit keys,
-//! and writing API keys' last use in one batch per tick.
+//! writing API keys' last use in one batch per tick, and purging accounts
+//! whose deletion is due (every `accounts.purge_interval`; the schedule is
+//! in the database, so it survives restarts).
 
 use std::time::{Duration, Instant};
 
@@ -22,6 +24,27 @@ impl Maintenance {
     pub fn new(state: AppState) -> Self {
         Self { state }
     }
+
+    /// Purges due account deletions on the API runtime (where the pool
+    /// lives); failures are logged and retried next interval.
+    async fn purge_deletions(&self) {
+        let accounts = self.state.accounts.clone();
+        let result = self
+            .state
+            .api_runtime
+            .run(async move { accounts.purge_due_deletions().await })
+            .await
+            .and_then(|r| r);
+        match result {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(accounts = n, "purged accounts whose deletion was due"),
+            Err(e) => tracing::warn!(
+                error = e.detail(),
+                cause = e.log_cause(),
+                "account purge failed; retrying later"
+            ),
+        }
+    }
 }
 
 #[async_trait]
@@ -34,12 +57,18 @@ impl BackgroundService for Maintenance {
         let mut refreshed: Vec<Instant> = issuers.iter().map(|_| Instant::now()).collect();
         let mut swept = Instant::now();
         let mut tick = tokio::time::interval(TICK);
+        let mut purge = tokio::time::interval(self.state.config.accounts.purge_interval);
+        purge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = shutdown.changed() => {
                     // Nothing lost at a clean stop.
                     self.state.authenticator.api_keys.flush_usage().await;
                     break;
+                }
+                _ = purge.tick() => {
+                    self.purge_deletions().await;
+                    continue;
                 }
                 _ = tick.tick() => {}
             }
@@ -50,8 +79,15 @@ impl BackgroundService for Maintenance {
                 for limiter in self.state.limiters.iter().flatten() {
                     limiter.retain_recent();
                 }
-                self.state.accounts.login_throttle.retain_recent();
-                self.state.accounts.register_throttle.retain_recent();
+                let accounts = &self.state.accounts;
+                for throttle in [
+                    &accounts.login_throttle,
+                    &accounts.register_throttle,
+                    &accounts.mail_ip_throttle,
+                    &accounts.mail_recipient_throttle,
+                ] {
+                    throttle.retain_recent();
+                }
                 swept = Instant::now();
             }
             for (issuer, last) in issuers.iter().zip(refreshed.iter_mut()) {

@@ -12,8 +12,10 @@ use crate::authn::jwt::TokenVerifier;
 use crate::authn::keys::SigningKey;
 use crate::authn::Authenticator;
 use crate::config::Config;
+use crate::crypto::seal::Sealer;
 use crate::crypto::secret::ServerSecret;
 use crate::gateway::upstreams::{HealthService, Upstreams};
+use crate::mail::Mailer;
 use crate::ratelimit::RouteLimiter;
 use crate::revocation::RevocationSet;
 use crate::store::LazyDb;
@@ -110,6 +112,8 @@ impl AppState {
             revocations.clone(),
             db,
             api_keys,
+            Mailer::start(&config.mail, &api_runtime)?,
+            Sealer::new(&secret, crate::accounts::TOTP_SEAL_LABEL),
         )?);
         let api = crate::api::router(Arc::new(ApiState {
             accounts: accounts.clone(),

@@ -2,9 +2,19 @@
 //! throttles, sessions and refresh-token rotation, and the bridge to the
 //! in-memory revocation set (a revoked session is refused on the very next
 //! proxied request). HTTP shapes live in `api`; this module is the logic.
+//!
+//! - `mfa`: TOTP and recovery codes; `recovery`: password reset and email
+//!   verification by mail; `deletion`: scheduled account deletion
+//! - `api_keys`, `orgs`: keys and organizations
+//! - `throttle`, `tokens`, `clock`: per-IP/per-address throttles, token
+//!   pairs, the clock of time-dependent rules
 
 pub mod api_keys;
+pub mod clock;
+pub mod deletion;
+pub mod mfa;
 pub mod orgs;
+pub mod recovery;
 pub mod throttle;
 pub mod tokens;
 
@@ -19,13 +29,17 @@ use crate::authn::keys::SigningKey;
 use crate::authn::principal::SessionId;
 use crate::config::Config;
 use crate::crypto::password::Hasher;
+use crate::crypto::seal::Sealer;
 use crate::crypto::tokens::{random_token, sha256_hex};
 use crate::error::GatewayError;
+use crate::mail::Mailer;
 use crate::revocation::RevocationSet;
 use crate::store::audit::{self, Origin};
 use crate::store::sessions::{self, NewSession, Rotation, Session};
 use crate::store::users::{self, User};
 use crate::store::{lockouts, Db, LazyDb};
+use clock::Clock;
+use mfa::SecondFactor;
 use throttle::Throttle;
 use tokens::TokenPair;
 
@@ -55,7 +69,27 @@ pub struct Accounts {
     pub keys: Arc<ApiKeyVerifier>,
     pub login_throttle: Throttle,
     pub register_throttle: Throttle,
+    /// Forgot-password and resend-verification requests per client IP.
+    pub mail_ip_throttle: Throttle,
+    /// The same, per recipient address.
+    pub mail_recipient_throttle: Throttle,
+    pub mailer: Mailer,
+    /// Seals TOTP secrets at rest.
+    totp_key: Sealer,
+    pub clock: Clock,
 }
+
+/// What a login presents.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginAttempt<'a> {
+    /// Email or username.
+    pub login: &'a str,
+    pub password: &'a str,
+    pub second_factor: SecondFactor<'a>,
+}
+
+/// Label of the key that seals TOTP secrets (derived from the server secret).
+pub const TOTP_SEAL_LABEL: &str = "portcullis totp secret v1";
 
 impl Accounts {
     pub fn new(
@@ -64,12 +98,19 @@ impl Accounts {
         revocations: Arc<RevocationSet>,
         db: Arc<LazyDb>,
         keys: Arc<ApiKeyVerifier>,
+        mailer: Mailer,
+        totp_key: Sealer,
     ) -> Result<Self, String> {
         let a = &config.accounts;
         Ok(Self {
             hasher: Hasher::new(a.argon2)?,
             login_throttle: Throttle::new(a.throttle_login),
             register_throttle: Throttle::new(a.throttle_register),
+            mail_ip_throttle: Throttle::new(a.throttle_forgot_password),
+            mail_recipient_throttle: Throttle::new(a.throttle_forgot_password),
+            mailer,
+            totp_key,
+            clock: Clock::default(),
             config,
             key,
             revocations,
@@ -137,23 +178,24 @@ impl Accounts {
             .map_err(GatewayError::Internal)
     }
 
-    /// Password login. Unknown users and wrong passwords look the same
-    /// (status, body, and time: a dummy hash is verified). Locked accounts
-    /// and IPs get 429 even with the right password.
+    /// Password login, with the second factor when TOTP is on. Unknown
+    /// users and wrong passwords look the same (status, body, and time: a
+    /// dummy hash is verified). Locked accounts and IPs get 429 even with
+    /// the right password; wrong TOTP codes count like wrong passwords, and
+    /// the failure count is cleared only by a complete login.
     pub async fn login(
         &self,
-        login: &str,
-        password: &str,
+        attempt: &LoginAttempt<'_>,
         client: &Client,
     ) -> Result<(User, TokenPair), GatewayError> {
         self.login_throttle.check(client.ip)?;
         let db = self.db().await?;
         let now = Utc::now();
-        let user = users::by_login(db, login).await?;
+        let user = users::by_login(db, attempt.login).await?;
         // Unknown identifiers lock too, so lockout does not reveal accounts.
         let account_key = match &user {
             Some(u) => format!("account:{}", u.id),
-            None => format!("account:{}", users::email_key(login)),
+            None => format!("account:{}", users::email_key(attempt.login)),
         };
         let ip_key = format!("ip:{}", client.ip);
         let lockout = lockouts::status(db, [&account_key, &ip_key], now).await?;
@@ -169,60 +211,92 @@ impl Accounts {
             .await;
             return Err(GatewayError::TooManyAttempts(retry_after(until, now)));
         }
-        if password.len() > crate::crypto::password::MAX_PASSWORD_BYTES {
+        if attempt.password.len() > crate::crypto::password::MAX_PASSWORD_BYTES {
             return Err(GatewayError::InvalidCredentials);
         }
         let verified = self
             .hasher
-            .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
+            .verify(
+                attempt.password,
+                user.as_ref().map(|u| u.password_hash.as_str()),
+            )
             .await?;
+        let keys = (account_key.as_str(), ip_key.as_str());
         let Some(user) = user.filter(|_| verified.ok) else {
             return Err(self
-                .login_failed(db, user_id_for(&account_key), &account_key, &ip_key, client)
-                .await);
+                .login_failed(db, user_id_for(&account_key), keys, client, "password")
+                .await
+                .unwrap_or(GatewayError::InvalidCredentials));
         };
-        if !user.is_active {
+        if let Some(reason) = self.refusal(&user) {
             audit::record(
                 db,
                 "login_failed",
                 Some(user.id),
                 None,
                 &client.origin(),
-                serde_json::json!({"reason": "disabled"}),
+                serde_json::json!({"reason": reason.code()}),
             )
             .await;
-            return Err(GatewayError::AccountDisabled);
+            return Err(reason);
+        }
+        let mut amr = vec!["pwd".to_string()];
+        if user.mfa_enabled() {
+            if attempt.second_factor.is_empty() {
+                return Err(GatewayError::MfaRequired);
+            }
+            if !self
+                .second_factor_ok(db, &user, attempt.second_factor, client)
+                .await?
+            {
+                return Err(self
+                    .login_failed(db, Some(user.id), keys, client, "mfa_code")
+                    .await
+                    .unwrap_or(GatewayError::InvalidMfaCode));
+            }
+            amr.push("otp".to_string());
         }
         if lockout.recorded.contains(&account_key) {
             lockouts::clear(db, &account_key).await?;
         }
         if verified.needs_rehash {
-            let hash = self.hasher.hash(password).await?;
+            let hash = self.hasher.hash(attempt.password).await?;
             users::set_password(db, user.id, &hash, now).await?;
         }
-        let pair = self
-            .start_session(&user, client, &["pwd".to_string()])
-            .await?;
+        let pair = self.start_session(&user, client, &amr).await?;
         audit::record(
             db,
             "login_succeeded",
             Some(user.id),
             None,
             &client.origin(),
-            serde_json::json!({"session": pair.session_id}),
+            serde_json::json!({"session": pair.session_id, "amr": amr}),
         )
         .await;
         Ok((user, pair))
     }
 
+    /// Why a user with the right password still may not log in.
+    fn refusal(&self, user: &User) -> Option<GatewayError> {
+        if !user.is_active {
+            Some(GatewayError::AccountDisabled)
+        } else if self.config.accounts.require_email_verification && !user.email_verified {
+            Some(GatewayError::EmailUnverified)
+        } else {
+            None
+        }
+    }
+
+    /// Records a failed attempt (`what` was wrong) against the account and
+    /// the IP; `Some` only when recording itself failed.
     async fn login_failed(
         &self,
         db: &Db,
         user_id: Option<Uuid>,
-        account_key: &str,
-        ip_key: &str,
+        (account_key, ip_key): (&str, &str),
         client: &Client,
-    ) -> GatewayError {
+        what: &str,
+    ) -> Option<GatewayError> {
         let now = Utc::now();
         let policy = self.config.accounts.lockout;
         audit::record(
@@ -231,7 +305,7 @@ impl Accounts {
             user_id,
             None,
             &client.origin(),
-            serde_json::json!({}),
+            serde_json::json!({"reason": what}),
         )
         .await;
         for key in [account_key, ip_key] {
@@ -248,10 +322,10 @@ impl Accounts {
                     .await;
                 }
                 Ok(None) => {}
-                Err(e) => return e.into(),
+                Err(e) => return Some(e.into()),
             }
         }
-        GatewayError::InvalidCredentials
+        None
     }
 
     /// Exchanges a refresh token for a new pair (DESIGN.md §10 Tokens).

@@ -13,8 +13,9 @@ use serde::Deserialize;
 
 use super::extract::{is_json, parse_json, AuthUser, JsonBody};
 use super::{ApiState, UserView};
+use crate::accounts::mfa::SecondFactor;
 use crate::accounts::tokens::TokenPair;
-use crate::accounts::Client;
+use crate::accounts::{Client, LoginAttempt};
 use crate::error::GatewayError;
 use crate::store::audit;
 use crate::store::users::{self, NewUser};
@@ -83,6 +84,7 @@ pub async fn register(
             username: body.username.as_deref(),
             password_hash: &hash,
             superuser: false,
+            email_verified: false,
         },
         chrono::Utc::now(),
     )
@@ -96,14 +98,47 @@ pub async fn register(
         serde_json::json!({}),
     )
     .await;
+    accounts.send_verification(user.clone());
     Ok((StatusCode::CREATED, Json(UserView::from(&user))).into_response())
 }
 
 /// Login credentials from JSON (`email` or `username`) or an OAuth2
-/// password-grant form (`username`, which may be an email).
+/// password-grant form (`username`, which may be an email), with the
+/// optional second factor (`totp_code` or `recovery_code`).
 struct Credentials {
     login: String,
     password: String,
+    totp_code: Option<String>,
+    recovery_code: Option<String>,
+}
+
+impl Credentials {
+    fn attempt(&self) -> LoginAttempt<'_> {
+        LoginAttempt {
+            login: &self.login,
+            password: &self.password,
+            second_factor: SecondFactor {
+                totp_code: self.totp_code.as_deref(),
+                recovery_code: self.recovery_code.as_deref(),
+            },
+        }
+    }
+
+    /// From the fields of an OAuth2 password-grant form.
+    fn from_form(form: &mut HashMap<String, String>) -> Result<Credentials, GatewayError> {
+        let login = form
+            .remove("username")
+            .ok_or_else(|| GatewayError::validation("username", "required"))?;
+        let password = form
+            .remove("password")
+            .ok_or_else(|| GatewayError::validation("password", "required"))?;
+        Ok(Credentials {
+            login,
+            password,
+            totp_code: form.remove("totp_code"),
+            recovery_code: form.remove("recovery_code"),
+        })
+    }
 }
 
 fn form_fields(bytes: &[u8]) -> HashMap<String, String> {
@@ -129,7 +164,6 @@ fn credentials(headers: &HeaderMap, bytes: &[u8]) -> Result<Credentials, Gateway
             recovery_code: Option<String>,
         }
         let body: LoginJson = parse_json(bytes)?;
-        let _ = (&body.totp_code, &body.recovery_code); // second factors: with TOTP support
         let login = body
             .email
             .or(body.username)
@@ -137,16 +171,11 @@ fn credentials(headers: &HeaderMap, bytes: &[u8]) -> Result<Credentials, Gateway
         Ok(Credentials {
             login,
             password: body.password,
+            totp_code: body.totp_code,
+            recovery_code: body.recovery_code,
         })
     } else if ct.is_some_and(|c| c.starts_with("application/x-www-form-urlencoded")) {
-        let mut form = form_fields(bytes);
-        let login = form
-            .remove("username")
-            .ok_or_else(|| GatewayError::validation("username", "required"))?;
-        let password = form
-            .remove("password")
-            .ok_or_else(|| GatewayError::validation("password", "required"))?;
-        Ok(Credentials { login, password })
+        Credentials::from_form(&mut form_fields(bytes))
     } else {
         Err(GatewayError::UnsupportedMediaType(
             "application/json or application/x-www-form-urlencoded",
@@ -182,10 +211,7 @@ pub async fn login(
     body: Bytes,
 ) -> Result<Response, GatewayError> {
     let creds = credentials(&headers, &body)?;
-    let (_, pair) = state
-        .accounts
-        .login(&creds.login, &creds.password, &client)
-        .await?;
+    let (_, pair) = state.accounts.login(&creds.attempt(), &client).await?;
     Ok(with_cookie(&state, pair))
 }
 
@@ -203,8 +229,15 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
 fn oauth_from(e: GatewayError) -> Response {
     let description = e.detail();
     match e {
+        // RFC 6749 has no code for a missing second factor; like other
+        // token services we name it, so clients know to ask for a code.
+        GatewayError::MfaRequired => {
+            oauth_error(StatusCode::BAD_REQUEST, "mfa_required", &description)
+        }
         GatewayError::InvalidCredentials
+        | GatewayError::InvalidMfaCode
         | GatewayError::AccountDisabled
+        | GatewayError::EmailUnverified
         | GatewayError::InvalidRefreshToken
         | GatewayError::RefreshTokenRotated
         | GatewayError::RefreshTokenReused => {
@@ -249,13 +282,13 @@ pub async fn token(
     }
     let mut form = form_fields(&body);
     let result = match form.get("grant_type").map(String::as_str) {
-        Some("password") => match (form.remove("username"), form.remove("password")) {
-            (Some(login), Some(password)) => state
+        Some("password") => match Credentials::from_form(&mut form) {
+            Ok(creds) => state
                 .accounts
-                .login(&login, &password, &client)
+                .login(&creds.attempt(), &client)
                 .await
                 .map(|(_, pair)| pair),
-            _ => {
+            Err(_) => {
                 return oauth_error(
                     StatusCode::BAD_REQUEST,
                     "invalid_request",

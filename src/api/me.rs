@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use super::auth::valid_username;
+use super::auth::{valid_email, valid_username};
 use super::extract::{AuthUser, JsonBody};
 use super::paging::Page;
 use super::{rfc3339, ApiState, UserView};
@@ -50,6 +50,12 @@ pub struct PatchMe {
     /// `null` clears the username; absent leaves it.
     #[serde(default, deserialize_with = "present")]
     username: Option<Option<String>>,
+    /// A new address: unverified until the mail sent to it is answered.
+    #[serde(default)]
+    email: Option<String>,
+    /// Required with `email`.
+    #[serde(default)]
+    current_password: Option<String>,
 }
 
 /// Distinguishes an explicit `null` (Some(None)) from an absent field (None).
@@ -64,13 +70,42 @@ pub async fn patch_me(
     user: AuthUser,
     JsonBody(body): JsonBody<PatchMe>,
 ) -> Result<Response, GatewayError> {
-    let db = state.accounts.db().await?;
+    let accounts = &state.accounts;
+    let db = accounts.db().await?;
     let id = user.id()?;
-    if let Some(username) = &body.username {
-        if let Some(u) = username {
-            valid_username(u).map_err(|m| GatewayError::validation("username", m))?;
+    if let Some(Some(u)) = &body.username {
+        valid_username(u).map_err(|m| GatewayError::validation("username", m))?;
+    }
+    let new_email = match &body.email {
+        Some(email) => {
+            valid_email(email).map_err(|m| GatewayError::validation("email", m))?;
+            let me = current(&state, &user).await?;
+            let password = body.current_password.as_deref().ok_or_else(|| {
+                GatewayError::validation("current_password", "is required to change the email")
+            })?;
+            if !accounts
+                .hasher
+                .verify(password, Some(&me.password_hash))
+                .await?
+                .ok
+            {
+                return Err(GatewayError::validation("current_password", "is incorrect"));
+            }
+            (users::email_key(email) != users::email_key(&me.email)).then_some(email)
         }
-        users::set_username(db, id, username.as_deref(), chrono::Utc::now()).await?;
+        None => None,
+    };
+    let now = chrono::Utc::now();
+    if let Some(username) = &body.username {
+        users::set_username(db, id, username.as_deref(), now).await?;
+    }
+    if let Some(email) = new_email {
+        users::set_email(db, id, email, now).await?;
+        // Cached API keys carry the owner's address.
+        accounts.keys.evict_owner(id);
+        if let Some(updated) = users::by_id(db, id).await? {
+            accounts.send_verification(updated);
+        }
     }
     get_me(State(state), user).await
 }

@@ -4,20 +4,26 @@
 //!
 //! - `auth`: register, login, token (RFC 6749), refresh, logout
 //! - `me`: profile, password change, sessions
+//! - `recovery`: forgot/reset password, verify email (mailed tokens)
+//! - `mfa`: TOTP setup, enable, disable
+//! - `account`: scheduled account deletion
 //! - `api_keys`: create, list, revoke and rotate API keys
 //! - `orgs`: organizations and their members
 //! - `admin`: users and the audit log (superusers, re-checked in the DB)
 //! - `openapi`: the OpenAPI document of these routes
 
+mod account;
 mod admin;
 mod api_keys;
 mod auth;
 pub mod bridge;
 pub mod extract;
 mod me;
+mod mfa;
 mod openapi;
 mod orgs;
 mod paging;
+mod recovery;
 pub mod runtime;
 
 use std::sync::Arc;
@@ -46,6 +52,21 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/auth/logout", post(auth::logout))
         .route("/auth/me", get(me::get_me).patch(me::patch_me))
         .route("/auth/change-password", post(me::change_password))
+        .route("/auth/forgot-password", post(recovery::forgot_password))
+        .route("/auth/reset-password", post(recovery::reset_password))
+        .route("/auth/verify-email", post(recovery::verify_email))
+        .route(
+            "/auth/resend-verification",
+            post(recovery::resend_verification),
+        )
+        .route("/auth/mfa/totp/setup", post(mfa::setup))
+        .route("/auth/mfa/totp/enable", post(mfa::enable))
+        .route("/auth/mfa/totp/disable", post(mfa::disable))
+        .route(
+            "/auth/account/delete",
+            get(account::status).post(account::schedule),
+        )
+        .route("/auth/account/delete/cancel", post(account::cancel))
         .route(
             "/auth/sessions",
             get(me::list_sessions).delete(me::revoke_other_sessions),
@@ -125,6 +146,9 @@ pub struct UserView {
     pub email_verified: bool,
     pub mfa_enabled: bool,
     pub created_at: String,
+    /// When a scheduled deletion happens; absent when none is scheduled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deletion_scheduled_for: Option<String>,
 }
 
 impl From<&User> for UserView {
@@ -137,8 +161,9 @@ impl From<&User> for UserView {
             is_active: u.is_active,
             is_superuser: u.is_superuser,
             email_verified: u.email_verified,
-            mfa_enabled: false,
+            mfa_enabled: u.mfa_enabled(),
             created_at: rfc3339(u.created_at),
+            deletion_scheduled_for: u.deletion_scheduled_for.map(rfc3339),
         }
     }
 }

@@ -235,6 +235,7 @@ struct RecordRow {
     roles: String,
     is_active: bool,
     is_superuser: bool,
+    deletion_scheduled_for: Option<DateTime<Utc>>,
     org_role: Option<String>,
 }
 
@@ -259,7 +260,7 @@ pub struct KeyRecord {
 /// Finds a key by the hex SHA-256 of the presented key.
 pub async fn lookup(db: &Db, hash: &str) -> Result<Option<KeyRecord>, StoreError> {
     let sql = "SELECT k.id, k.user_id, k.scopes, k.org_id, k.client_id, k.created_at, k.expires_at, k.revoked_at, \
-               u.email, u.roles, u.is_active, u.is_superuser, m.role AS org_role \
+               u.email, u.roles, u.is_active, u.is_superuser, u.deletion_scheduled_for, m.role AS org_role \
                FROM api_keys k JOIN users u ON u.id = k.user_id \
                LEFT JOIN org_members m ON m.org_id = k.org_id AND m.user_id = k.user_id \
                WHERE k.key_hash = $1";
@@ -279,7 +280,8 @@ pub async fn lookup(db: &Db, hash: &str) -> Result<Option<KeyRecord>, StoreError
             revoked: r.revoked_at.is_some(),
             email: r.email,
             roles: from_json_list(&r.roles),
-            owner_active: r.is_active,
+            // An account waiting for deletion has no working keys.
+            owner_active: r.is_active && r.deletion_scheduled_for.is_none(),
             superuser: r.is_superuser,
             org_role: r.org_role.as_deref().and_then(OrgRole::parse),
         }))

@@ -1,13 +1,17 @@
-//! Durable state (DESIGN.md §2): users, sessions, refresh tokens, lockouts
-//! and the audit log, on SQLite (embedded default) or PostgreSQL, chosen by
+//! Durable state (DESIGN.md §2): users, sessions, refresh tokens, lockouts,
+//! orgs and API keys, TOTP and recovery codes, mailed single-use tokens,
+//! account deletion and the audit log, on SQLite (embedded default) or PostgreSQL, chosen by
 //! `database.url`. Each query is written once with `$N` placeholders, which
 //! both drivers accept, and run on whichever typed pool is configured
 //! (`on_db!`). Every call is bounded by a timeout; an unreachable database
 //! is `Unavailable` (503), never a hang.
 
+pub mod account_tokens;
 pub mod api_keys;
 pub mod audit;
+pub mod deletion;
 pub mod lockouts;
+pub mod mfa;
 pub mod orgs;
 pub mod sessions;
 pub mod users;

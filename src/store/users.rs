@@ -18,6 +18,10 @@ struct UserRow {
     email_verified: bool,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    totp_secret: Option<String>,
+    totp_pending: Option<String>,
+    totp_last_step: Option<i64>,
+    deletion_scheduled_for: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +36,18 @@ pub struct User {
     pub email_verified: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Sealed TOTP secret; `Some` means TOTP is on.
+    pub totp_secret: Option<String>,
+    /// Sealed secret from setup, waiting for its first code.
+    pub totp_pending: Option<String>,
+    pub totp_last_step: Option<i64>,
+    pub deletion_scheduled_for: Option<DateTime<Utc>>,
+}
+
+impl User {
+    pub fn mfa_enabled(&self) -> bool {
+        self.totp_secret.is_some()
+    }
 }
 
 impl From<UserRow> for User {
@@ -47,6 +63,10 @@ impl From<UserRow> for User {
             email_verified: r.email_verified,
             created_at: r.created_at,
             updated_at: r.updated_at,
+            totp_secret: r.totp_secret,
+            totp_pending: r.totp_pending,
+            totp_last_step: r.totp_last_step,
+            deletion_scheduled_for: r.deletion_scheduled_for,
         }
     }
 }
@@ -56,10 +76,13 @@ pub struct NewUser<'a> {
     pub username: Option<&'a str>,
     pub password_hash: &'a str,
     pub superuser: bool,
+    /// Operators vouch for the addresses of users they create.
+    pub email_verified: bool,
 }
 
-const COLUMNS: &str =
-    "id, email, username, password_hash, roles, is_active, is_superuser, email_verified, created_at, updated_at";
+const COLUMNS: &str = "id, email, username, password_hash, roles, is_active, is_superuser, \
+     email_verified, created_at, updated_at, totp_secret, totp_pending, totp_last_step, \
+     deletion_scheduled_for";
 
 /// The key emails are unique by.
 pub fn email_key(email: &str) -> String {
@@ -76,7 +99,7 @@ pub async fn create(db: &Db, new: NewUser<'_>, now: DateTime<Utc>) -> Result<Use
     bounded(async {
         let sql = "INSERT INTO users (id, email, email_key, username, username_key, password_hash, roles, \
                    is_active, is_superuser, email_verified, created_at, updated_at) \
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, TRUE, $8, FALSE, $9, $9)";
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, TRUE, $8, $10, $9, $9)";
         on_db!(db, |pool| sqlx::query(sql)
             .bind(id)
             .bind(new.email)
@@ -87,6 +110,7 @@ pub async fn create(db: &Db, new: NewUser<'_>, now: DateTime<Utc>) -> Result<Use
             .bind(&roles)
             .bind(new.superuser)
             .bind(now)
+            .bind(new.email_verified)
             .execute(pool)
             .await.map(|r| r.rows_affected()))?;
         Ok(())
@@ -104,6 +128,20 @@ pub async fn by_id(db: &Db, id: Uuid) -> Result<Option<User>, StoreError> {
             sqlx::AssertSqlSafe(sql.as_str())
         )
         .bind(id)
+        .fetch_optional(pool)
+        .await)?;
+        Ok(row.map(User::from))
+    })
+    .await
+}
+
+pub async fn by_email(db: &Db, email: &str) -> Result<Option<User>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM users WHERE email_key = $1");
+    bounded(async {
+        let row = on_db!(db, |pool| sqlx::query_as::<_, UserRow>(
+            sqlx::AssertSqlSafe(sql.as_str())
+        )
+        .bind(email_key(email))
         .fetch_optional(pool)
         .await)?;
         Ok(row.map(User::from))
@@ -163,6 +201,30 @@ pub async fn set_username(
         on_db!(db, |pool| sqlx::query(sql)
             .bind(username)
             .bind(username.map(username_key))
+            .bind(now)
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    })
+    .await
+}
+
+/// Changes the address; it is unverified until a mail to it is answered.
+pub async fn set_email(
+    db: &Db,
+    id: Uuid,
+    email: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    bounded(async {
+        let sql =
+            "UPDATE users SET email = $1, email_key = $2, email_verified = FALSE, updated_at = $3 \
+                   WHERE id = $4";
+        on_db!(db, |pool| sqlx::query(sql)
+            .bind(email)
+            .bind(email_key(email))
             .bind(now)
             .bind(id)
             .execute(pool)

@@ -1,0 +1,26 @@
+-- Password reset and email verification tokens, TOTP, account deletion.
+
+-- TOTP secrets are sealed (crypto::seal), never stored in the clear.
+ALTER TABLE users ADD COLUMN totp_secret TEXT;               -- set once TOTP is enabled
+ALTER TABLE users ADD COLUMN totp_pending TEXT;              -- between setup and enable
+ALTER TABLE users ADD COLUMN totp_last_step BIGINT;          -- last accepted time step: no replay
+ALTER TABLE users ADD COLUMN deletion_scheduled_for TIMESTAMP;
+CREATE INDEX users_deletion ON users (deletion_scheduled_for);
+
+CREATE TABLE recovery_codes (
+    user_id BLOB NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    code_hash TEXT NOT NULL,                 -- hex SHA-256 of the normalized code
+    used_at TIMESTAMP,
+    PRIMARY KEY (user_id, code_hash)
+);
+
+CREATE TABLE account_tokens (
+    token_hash TEXT PRIMARY KEY NOT NULL,    -- hex SHA-256 of the mailed token
+    purpose TEXT NOT NULL,                   -- 'reset_password' | 'verify_email'
+    user_id BLOB NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    email_key TEXT NOT NULL,                 -- the address it was sent to (lower-cased)
+    created_at TIMESTAMP NOT NULL,
+    expires_at TIMESTAMP NOT NULL,
+    used_at TIMESTAMP                        -- used, or superseded by a newer token
+);
+CREATE INDEX account_tokens_user ON account_tokens (user_id, purpose);
