@@ -367,6 +367,15 @@ async fn openapi_document_and_readiness() {
             "/auth/refresh",
             "/auth/sessions/{id}",
             "/auth/admin/users",
+            "/auth/forgot-password",
+            "/auth/reset-password",
+            "/auth/verify-email",
+            "/auth/resend-verification",
+            "/auth/mfa/totp/setup",
+            "/auth/mfa/totp/enable",
+            "/auth/mfa/totp/disable",
+            "/auth/account/delete",
+            "/auth/account/delete/cancel",
         ] {
             assert!(doc["paths"].get(path).is_some(), "{path} missing");
         }
