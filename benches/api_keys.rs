@@ -73,6 +73,7 @@ fn api_key_verification(c: &mut Criterion) {
                         username: None,
                         password_hash: "x",
                         superuser: false,
+                        email_verified: true,
                     },
                     now,
                 )

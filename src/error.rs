@@ -327,6 +327,7 @@ impl From<crate::store::StoreError> for GatewayError {
         match e {
             crate::store::StoreError::Unavailable(cause) => GatewayError::StoreUnavailable(cause),
             crate::store::StoreError::Duplicate(field) => GatewayError::Duplicate(field),
+            crate::store::StoreError::Vanished => GatewayError::NotFound("account"),
             crate::store::StoreError::Other(cause) => GatewayError::Internal(cause),
         }
     }

@@ -66,12 +66,12 @@ fn prepare_database(state: &AppState) -> Result<(), String> {
         if state.config.database.auto_migrate {
             db.migrate().await.map_err(|e| format!("migrations: {e}"))?;
         }
-        let loaded = accounts::load_revocations(db, &state.revocations)
+        let loaded = accounts::load_revocations(db, &state.revocations, &state.config)
             .await
             .map_err(|e| format!("loading revocations: {}", e.detail()))?;
         tracing::info!(
             backend = db.backend(),
-            revoked_sessions = loaded,
+            revocations = loaded,
             "database ready"
         );
         Ok(())

@@ -24,3 +24,10 @@ CREATE TABLE account_tokens (
     used_at TIMESTAMPTZ                        -- used, or superseded by a newer token
 );
 CREATE INDEX account_tokens_user ON account_tokens (user_id, purpose);
+
+-- Purged accounts, kept for as long as their access tokens could live: the
+-- gateway refuses every token of these ids, also after a restart.
+CREATE TABLE deleted_users (
+    id UUID PRIMARY KEY,
+    deleted_at TIMESTAMPTZ NOT NULL
+);

@@ -14,6 +14,12 @@ use crate::store::{audit, users};
 /// Accounts purged per pass; the rest wait for the next pass.
 const PURGE_BATCH: u32 = 100;
 
+/// How long after a purge a token of the account could still verify.
+pub fn token_lifetime(config: &crate::config::Config) -> chrono::Duration {
+    let t = &config.tokens;
+    chrono::Duration::from_std(t.access_ttl + t.leeway).unwrap_or(chrono::Duration::days(1))
+}
+
 impl Accounts {
     /// `POST /auth/account/delete`: needs the password. An earlier schedule
     /// stands. Returns when the account will be deleted.
@@ -110,6 +116,9 @@ impl Accounts {
                     key_hashes,
                 } => {
                     self.revoke_in_memory(sessions.iter().copied());
+                    // Also tokens of sessions a racing login opened.
+                    self.revocations
+                        .revoke_user_before(&user.to_string(), i64::MAX);
                     for hash in &key_hashes {
                         self.keys.evict(hash).await;
                     }
@@ -132,6 +141,7 @@ impl Accounts {
             }
         }
         crate::store::account_tokens::prune(db, now).await?;
+        deletion::forget_purged(db, now - token_lifetime(&self.config)).await?;
         Ok(purged)
     }
 }

@@ -141,14 +141,17 @@ impl Accounts {
         {
             return Err(GatewayError::validation("password", "is incorrect"));
         }
-        let factor = if code.chars().any(|c| c.is_ascii_alphabetic()) {
+        let digits = code.chars().filter(|c| !c.is_whitespace());
+        let factor = if digits.clone().count() == totp::DIGITS
+            && digits.clone().all(|c| c.is_ascii_digit())
+        {
             SecondFactor {
-                recovery_code: Some(code),
+                totp_code: Some(code),
                 ..SecondFactor::default()
             }
         } else {
             SecondFactor {
-                totp_code: Some(code),
+                recovery_code: Some(code),
                 ..SecondFactor::default()
             }
         };

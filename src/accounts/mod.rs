@@ -263,7 +263,11 @@ impl Accounts {
             let hash = self.hasher.hash(attempt.password).await?;
             users::set_password(db, user.id, &hash, now).await?;
         }
-        let pair = self.start_session(&user, client, &amr).await?;
+        let pair = match self.start_session(&user, client, &amr).await {
+            // The account was purged while this login ran.
+            Err(GatewayError::NotFound(_)) => return Err(GatewayError::InvalidCredentials),
+            other => other?,
+        };
         audit::record(
             db,
             "login_succeeded",
@@ -335,7 +339,15 @@ impl Accounts {
         let next = random_token(tokens::REFRESH_TOKEN_BYTES);
         let grace = chrono::Duration::from_std(self.config.accounts.refresh_reuse_grace)
             .unwrap_or_default();
-        match sessions::rotate(db, &sha256_hex(token), &sha256_hex(&next), now, grace).await? {
+        let rotation =
+            match sessions::rotate(db, &sha256_hex(token), &sha256_hex(&next), now, grace).await {
+                // The session went with a purged account meanwhile.
+                Err(crate::store::StoreError::Vanished) => {
+                    return Err(GatewayError::InvalidRefreshToken)
+                }
+                other => other?,
+            };
+        match rotation {
             Rotation::Invalid => Err(GatewayError::InvalidRefreshToken),
             Rotation::RecentlyRotated => Err(GatewayError::RefreshTokenRotated),
             Rotation::Reused(session) => {
@@ -432,12 +444,22 @@ fn retry_after(until: chrono::DateTime<Utc>, now: chrono::DateTime<Utc>) -> u64 
     (until - now).num_seconds().max(1) as u64
 }
 
-/// Loads revoked, unexpired sessions into the in-memory set (at start, so a
-/// restart forgets no revocation).
-pub async fn load_revocations(db: &Db, revocations: &RevocationSet) -> Result<usize, GatewayError> {
+/// Loads revoked, unexpired sessions, and accounts purged recently enough
+/// that their tokens could still verify, into the in-memory set (at start,
+/// so a restart forgets no revocation).
+pub async fn load_revocations(
+    db: &Db,
+    revocations: &RevocationSet,
+    config: &Config,
+) -> Result<usize, GatewayError> {
     let ids = sessions::revoked_unexpired(db, Utc::now()).await?;
     for id in &ids {
         revocations.revoke_session(SessionId(*id));
     }
-    Ok(ids.len())
+    let since = Utc::now() - deletion::token_lifetime(config);
+    let purged = crate::store::deletion::purged_since(db, since).await?;
+    for id in &purged {
+        revocations.revoke_user_before(&id.to_string(), i64::MAX);
+    }
+    Ok(ids.len() + purged.len())
 }

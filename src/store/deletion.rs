@@ -2,7 +2,8 @@
 //! and the purge of accounts whose grace period is over. Purging deletes
 //! the user row; sessions, refresh tokens, API keys, memberships, mailed
 //! tokens and recovery codes go with it (ON DELETE CASCADE), as do orgs the
-//! user was the only member of. Audit rows keep the bare id as a tombstone.
+//! user was the only member of. Audit rows keep the bare id as a tombstone,
+//! and `deleted_users` keeps it while the account's tokens could still live.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -167,6 +168,11 @@ pub async fn purge(db: &Db, user: Uuid, now: DateTime<Utc>) -> Result<Purge, Sto
                 .bind(user)
                 .execute(&mut *tx)
                 .await?;
+            sqlx::query("INSERT INTO deleted_users (id, deleted_at) VALUES ($1, $2)")
+                .bind(user)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
             key_hashes.sort();
             key_hashes.dedup();
@@ -175,6 +181,33 @@ pub async fn purge(db: &Db, user: Uuid, now: DateTime<Utc>) -> Result<Purge, Sto
                 key_hashes,
             })
         })
+    })
+    .await
+}
+
+/// Accounts purged after `since` (their tokens may still be unexpired).
+pub async fn purged_since(db: &Db, since: DateTime<Utc>) -> Result<Vec<Uuid>, StoreError> {
+    bounded(async {
+        let sql = "SELECT id FROM deleted_users WHERE deleted_at > $1";
+        let ids: Vec<Uuid> = on_db!(db, |pool| sqlx::query_scalar(sql)
+            .bind(since)
+            .fetch_all(pool)
+            .await)?;
+        Ok(ids)
+    })
+    .await
+}
+
+/// Forgets purged ids from before `before` (no token of theirs can live).
+pub async fn forget_purged(db: &Db, before: DateTime<Utc>) -> Result<u64, StoreError> {
+    bounded(async {
+        let sql = "DELETE FROM deleted_users WHERE deleted_at < $1";
+        let n = on_db!(db, |pool| sqlx::query(sql)
+            .bind(before)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(n)
     })
     .await
 }

@@ -58,6 +58,9 @@ pub enum StoreError {
     /// A unique constraint; the string names the column (`email`, `username`).
     #[error("duplicate {0}")]
     Duplicate(&'static str),
+    /// A row referred to something deleted meanwhile (a foreign key).
+    #[error("the referenced row is gone")]
+    Vanished,
     #[error("database error: {0}")]
     Other(String),
 }
@@ -77,6 +80,7 @@ impl From<sqlx::Error> for StoreError {
                     StoreError::Other(e.to_string())
                 }
             }
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::Vanished,
             sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::Io(_)

@@ -10,6 +10,7 @@ pub mod echo;
 pub mod http;
 pub mod keys;
 pub mod login;
+pub mod mail;
 pub mod orgs;
 
 use std::net::{SocketAddr, TcpListener};

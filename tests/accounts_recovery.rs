@@ -1,0 +1,695 @@
+//! Password reset and email verification from the outside: the mailed
+//! tokens (read back from the `mail.mode = "file"` outbox), their single
+//! use, supersession and expiry (on the injectable clock), the address
+//! change, `require_email_verification`, answers that do not reveal which
+//! addresses exist, the fixed `link_base`, and the per-IP and
+//! per-recipient throttles. Every test runs on each database backend.
+
+mod common;
+
+use std::time::Duration;
+
+use common::accounts::*;
+use common::http::*;
+use common::mail::*;
+use common::*;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+const VERIFY_SUBJECT: &str = "Confirm your email address";
+const RESET_SUBJECT: &str = "Reset your password";
+const VERIFY_LINK: &str = "https://app.example.test/verify-email?token=";
+const RESET_LINK: &str = "https://app.example.test/reset-password?token=";
+const NEW_PASSWORD: &str = "a brand new passphrase 42";
+const THROTTLE_2: &str =
+    "throttle = { login = \"1000/m\", register = \"1000/m\", forgot_password = \"2/h\" }";
+
+async fn post_to(gw: &TestGateway, path: &str, body: Value) -> Resp {
+    send(client().post(gw.url(path)).json(&body)).await
+}
+
+async fn verify(gw: &TestGateway, token: &str) -> Resp {
+    post_to(gw, "/auth/verify-email", json!({ "token": token })).await
+}
+
+async fn forgot(gw: &TestGateway, email: &str) -> Resp {
+    post_to(gw, "/auth/forgot-password", json!({ "email": email })).await
+}
+
+async fn resend(gw: &TestGateway, email: &str) -> Resp {
+    post_to(gw, "/auth/resend-verification", json!({ "email": email })).await
+}
+
+async fn reset(gw: &TestGateway, token: &str, new_password: &str) -> Resp {
+    let body = json!({ "token": token, "new_password": new_password });
+    post_to(gw, "/auth/reset-password", body).await
+}
+
+async fn me(gw: &TestGateway, access: &str) -> Value {
+    let r = authed(gw, Method::GET, "/auth/me", access).await;
+    assert_eq!(r.status, 200, "GET /auth/me: {}", r.text);
+    r.json()
+}
+
+async fn patch_me(gw: &TestGateway, access: &str, body: Value) -> Resp {
+    send(
+        client()
+            .patch(gw.url("/auth/me"))
+            .header("Authorization", bearer(access))
+            .json(&body),
+    )
+    .await
+}
+
+fn assert_accepted(r: &Resp, ctx: &str) {
+    assert_eq!(r.status, 202, "{ctx}: {}", r.text);
+    assert_eq!(r.text, "", "{ctx}: a 202 carries no body");
+}
+
+fn assert_field(r: &Resp, field: &str, ctx: &str) {
+    problem(r, 422, "validation_failed");
+    assert_eq!(r.json()["field"], field, "{ctx}: {}", r.text);
+}
+
+/// Mails to `to` with `subject`, oldest first.
+fn with_subject(gw: &TestGateway, to: &str, subject: &str) -> Vec<Mail> {
+    mails_to(gw, to)
+        .into_iter()
+        .filter(|m| m.subject == subject)
+        .collect()
+}
+
+/// Waits (up to 10 s) for the `n`-th mail to `to` with `subject`.
+async fn nth_with(gw: &TestGateway, to: &str, subject: &str, n: usize) -> Mail {
+    for _ in 0..200 {
+        let mails = with_subject(gw, to, subject);
+        if mails.len() >= n {
+            return mails[n - 1].clone();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let all: Vec<_> = outbox(gw).into_iter().map(|m| (m.to, m.subject)).collect();
+    panic!("expected {n} mail(s) {subject:?} to {to}; outbox: {all:?}");
+}
+
+/// After a pause for the mail worker, exactly `n` mails `subject` to `to`.
+async fn assert_count_with(gw: &TestGateway, to: &str, subject: &str, n: usize) {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mails = with_subject(gw, to, subject);
+    assert_eq!(mails.len(), n, "{subject:?} mails to {to}: {mails:?}");
+}
+
+/// The token of the `n`-th verification mail, checking the mail's shape.
+async fn verify_token(gw: &TestGateway, to: &str, n: usize) -> String {
+    let mail = nth_with(gw, to, VERIFY_SUBJECT, n).await;
+    assert!(mail.to.contains(to), "To: {}", mail.to);
+    assert!(mail.link().starts_with(VERIFY_LINK), "{}", mail.link());
+    let token = mail.token();
+    assert!(token.len() >= 32, "a long random token: {token}");
+    token
+}
+
+/// The token of the `n`-th reset mail, checking the mail's shape.
+async fn reset_token(gw: &TestGateway, to: &str, n: usize) -> String {
+    let mail = nth_with(gw, to, RESET_SUBJECT, n).await;
+    assert!(mail.to.contains(to), "To: {}", mail.to);
+    assert!(mail.link().starts_with(RESET_LINK), "{}", mail.link());
+    let token = mail.token();
+    assert!(token.len() >= 32, "a long random token: {token}");
+    token
+}
+
+async fn mail_gateway(backend: &Backend, echo: &Echo) -> TestGateway {
+    start(backend, echo, MAIL_FILE).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn registration_mails_a_verification_token_that_verifies_once() {
+    for backend in backends().await {
+        let b = backend.name;
+        let echo = Echo::start("app").await;
+        let gw = mail_gateway(&backend, &echo).await;
+        let email = "verify@example.com";
+        let t = register_and_login(&gw, email).await;
+        assert_eq!(me(&gw, &t.access).await["email_verified"], false, "{b}");
+
+        let token = verify_token(&gw, email, 1).await;
+        let mail = nth_with(&gw, email, VERIFY_SUBJECT, 1).await;
+        assert!(
+            !mail.body.contains(PASSWORD),
+            "{b}: the mail never carries the password"
+        );
+
+        // Wrong, empty and absurd tokens change nothing.
+        for bad in ["", "nope", &format!("{token}x"), &"a".repeat(5000)] {
+            let r = verify(&gw, bad).await;
+            problem(&r, 400, "invalid_verification_token");
+        }
+        assert_eq!(me(&gw, &t.access).await["email_verified"], false, "{b}");
+
+        let r = verify(&gw, &token).await;
+        assert_eq!(r.status, 204, "{b}: {}", r.text);
+        assert_eq!(r.text, "");
+        let profile = me(&gw, &t.access).await;
+        assert_eq!(profile["email_verified"], true, "{b}: {profile}");
+        assert_eq!(profile["email"], email);
+
+        // Single use.
+        problem(
+            &verify(&gw, &token).await,
+            400,
+            "invalid_verification_token",
+        );
+
+        // Already verified: resend answers the same 202 and mails nothing.
+        assert_accepted(&resend(&gw, email).await, b);
+        assert_count_with(&gw, email, VERIFY_SUBJECT, 1).await;
+        assert_eq!(me(&gw, &t.access).await["email_verified"], true, "{b}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resend_verification_supersedes_the_older_token() {
+    for backend in backends().await {
+        let b = backend.name;
+        let echo = Echo::start("app").await;
+        let gw = mail_gateway(&backend, &echo).await;
+        let email = "resend@example.com";
+        let t = register_and_login(&gw, email).await;
+        let first = verify_token(&gw, email, 1).await;
+
+        // Case does not matter for the address.
+        assert_accepted(&resend(&gw, "Resend@Example.com").await, b);
+        let second = verify_token(&gw, email, 2).await;
+        assert_ne!(first, second, "{b}: a fresh token per mail");
+
+        problem(
+            &verify(&gw, &first).await,
+            400,
+            "invalid_verification_token",
+        );
+        assert_eq!(me(&gw, &t.access).await["email_verified"], false, "{b}");
+        let r = verify(&gw, &second).await;
+        assert_eq!(r.status, 204, "{b}: {}", r.text);
+        assert_eq!(me(&gw, &t.access).await["email_verified"], true, "{b}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verification_token_expires_after_a_day() {
+    for backend in backends().await {
+        let b = backend.name;
+        let echo = Echo::start("app").await;
+        let gw = mail_gateway(&backend, &echo).await;
+        let email = "expire-verify@example.com";
+        let t = register_and_login(&gw, email).await;
+        let token = verify_token(&gw, email, 1).await;
+        let clock = &gw.state.accounts.clock;
+        clock.advance(chrono::Duration::hours(24) + chrono::Duration::minutes(1));
+        problem(
+            &verify(&gw, &token).await,
+            400,
+            "invalid_verification_token",
+        );
+        assert_eq!(me(&gw, &t.access).await["email_verified"], false, "{b}");
+
+        // A new mail brings a token that works.
+        assert_accepted(&resend(&gw, email).await, b);
+        let fresh = verify_token(&gw, email, 2).await;
+        clock.advance(chrono::Duration::hours(23));
+        let r = verify(&gw, &fresh).await;
+        assert_eq!(r.status, 204, "{b}: 23 h old is still valid: {}", r.text);
+        assert_eq!(me(&gw, &t.access).await["email_verified"], true, "{b}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn changing_the_email_needs_the_password_and_restarts_verification() {
+    for backend in backends().await {
+        let b = backend.name;
+        let echo = Echo::start("app").await;
+        let gw = mail_gateway(&backend, &echo).await;
+        let (old, new) = ("change-old@example.com", "change-new@example.com");
+        let t = register_and_login(&gw, old).await;
+        let old_token = verify_token(&gw, old, 1).await;
+        register(&gw, "taken@example.com").await;
+        nth_with(&gw, "taken@example.com", VERIFY_SUBJECT, 1).await;
+
+        // Refusals: nothing changes and nothing is mailed.
+        let r = patch_me(&gw, &t.access, json!({ "email": new })).await;
+        assert_field(&r, "current_password", &format!("{b}: missing"));
+        let body = json!({ "email": new, "current_password": "wrong password!" });
+        let r = patch_me(&gw, &t.access, body).await;
+        assert_field(&r, "current_password", &format!("{b}: wrong"));
+        let body = json!({ "email": "not-an-email", "current_password": PASSWORD });
+        let r = patch_me(&gw, &t.access, body).await;
+        assert_field(&r, "email", &format!("{b}: malformed"));
+        for taken in ["taken@example.com", "TAKEN@example.com"] {
+            let body = json!({ "email": taken, "current_password": PASSWORD });
+            let r = patch_me(&gw, &t.access, body).await;
+            problem(&r, 409, "email_taken");
+        }
+        assert_eq!(me(&gw, &t.access).await["email"], old, "{b}");
+        assert_mail_count(&gw, new, 0).await;
+        assert_count_with(&gw, "taken@example.com", VERIFY_SUBJECT, 1).await;
+
+        let body = json!({ "email": new, "current_password": PASSWORD });
+        let r = patch_me(&gw, &t.access, body).await;
+        assert_eq!(r.status, 200, "{b}: {}", r.text);
+        assert_eq!(r.json()["email"], new, "{b}: {}", r.text);
+        assert_eq!(r.json()["email_verified"], false, "{b}: {}", r.text);
+
+        // The token mailed to the old address no longer verifies anything.
+        let new_token = verify_token(&gw, new, 1).await;
+        problem(
+            &verify(&gw, &old_token).await,
+            400,
+            "invalid_verification_token",
+        );
+        assert_eq!(me(&gw, &t.access).await["email_verified"], false, "{b}");
+        let r = verify(&gw, &new_token).await;
+        assert_eq!(r.status, 204, "{b}: {}", r.text);
+        let profile = me(&gw, &t.access).await;
+        assert_eq!(profile["email"], new, "{b}");
+        assert_eq!(profile["email_verified"], true, "{b}: {profile}");
+        assert_count_with(&gw, old, VERIFY_SUBJECT, 1).await;
+
+        // A verified address changed again is unverified again.
+        let newer = "change-newer@example.com";
+        let body = json!({ "email": newer, "current_password": PASSWORD });
+        let r = patch_me(&gw, &t.access, body).await;
+        assert_eq!(r.status, 200, "{b}: {}", r.text);
+        assert_eq!(me(&gw, &t.access).await["email_verified"], false, "{b}");
+        verify_token(&gw, newer, 1).await;
+        // The old address is free again and the new one logs in.
+        register(&gw, old).await;
+        login(&gw, newer).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn required_verification_blocks_only_the_right_password_until_verified() {
+    for backend in backends().await {
+        let b = backend.name;
+        let echo = Echo::start("app").await;
+        let extra = format!("require_email_verification = true\n{MAIL_FILE}");
+        let gw = start(&backend, &echo, &extra).await;
+        let email = "must-verify@example.com";
+        register(&gw, email).await;
+
+        let r = login_as(&gw, email, PASSWORD, UA).await;
+        problem(&r, 403, "email_unverified");
+        assert!(!r.text.contains("access_token"), "{b}: {}", r.text);
+        let r = login_as(&gw, email, "wrong password!", UA).await;
+        problem(&r, 401, "invalid_credentials");
+        let r = login_as(&gw, "nobody@example.com", PASSWORD, UA).await;
+        problem(&r, 401, "invalid_credentials");
+
+        let token = verify_token(&gw, email, 1).await;
+        let r = verify(&gw, &token).await;
+        assert_eq!(r.status, 204, "{b}: {}", r.text);
+        let t = login(&gw, email).await;
+        assert_eq!(me(&gw, &t.access).await["email_verified"], true, "{b}");
+        assert_eq!(api(&gw, &t.access).await.status, 200, "{b}");
+        let r = login_as(&gw, email, "wrong password!", UA).await;
+        problem(&r, 401, "invalid_credentials");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mail_requests_answer_the_same_for_unknown_addresses_and_mail_nothing() {
+    for backend in backends().await {
+        let b = backend.name;
+        let echo = Echo::start("app").await;
+        let gw = mail_gateway(&backend, &echo).await;
+        let (known, unknown) = ("known@example.com", "unknown@example.com");
+        register(&gw, known).await;
+        nth_with(&gw, known, VERIFY_SUBJECT, 1).await;
+
+        for path in ["/auth/forgot-password", "/auth/resend-verification"] {
+            let a = post_to(&gw, path, json!({ "email": known })).await;
+            let u = post_to(&gw, path, json!({ "email": unknown })).await;
+            assert_accepted(&a, &format!("{b} {path} known"));
+            assert_accepted(&u, &format!("{b} {path} unknown"));
+            assert_eq!(a.text, u.text, "{b} {path}");
+            assert_eq!(
+                a.header("content-type"),
+                u.header("content-type"),
+                "{b} {path}"
+            );
+            assert_eq!(
+                a.header("content-length"),
+                u.header("content-length"),
+                "{b} {path}"
+            );
+            let r = post_to(&gw, path, json!({ "email": "not-an-email" })).await;
+            assert_field(&r, "email", &format!("{b} {path}"));
+        }
+        // The known address got one reset and one more verification mail.
+        reset_token(&gw, known, 1).await;
+        verify_token(&gw, known, 2).await;
+        assert_mail_count(&gw, unknown, 0).await;
+        assert_count_with(&gw, known, RESET_SUBJECT, 1).await;
+        assert_count_with(&gw, known, VERIFY_SUBJECT, 2).await;
+        assert_mail_count(&gw, "not-an-email", 0).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mailed_links_use_link_base_never_the_request_host() {
+    for backend in backends().await {
+        let b = backend.name;
+        let echo = Echo::start("app").await;
+        let gw = mail_gateway(&backend, &echo).await;
+        let email = "host@example.com";
+        let post_evil = |path: &str, body: Value| {
+            let body = body.to_string();
+            format!(
+                "POST {path} HTTP/1.1\r\nHost: evil.example\r\nX-Forwarded-Host: evil.example\r\n\
+                 X-Forwarded-Proto: http\r\nForwarded: host=evil.example\r\n\
+                 Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        };
+        let body = json!({ "email": email, "password": PASSWORD });
+        let r = raw(gw.addr, &post_evil("/auth/register", body)).await;
+        assert_eq!(r.status, 201, "{b}: {}", String::from_utf8_lossy(&r.body));
+        let r = raw(
+            gw.addr,
+            &post_evil("/auth/forgot-password", json!({ "email": email })),
+        )
+        .await;
+        assert_eq!(r.status, 202, "{b}: {}", String::from_utf8_lossy(&r.body));
+
+        let verify_mail = nth_with(&gw, email, VERIFY_SUBJECT, 1).await;
+        let reset_mail = nth_with(&gw, email, RESET_SUBJECT, 1).await;
+        for mail in [&verify_mail, &reset_mail] {
+            assert!(!mail.raw.contains("evil.example"), "{b}: {}", mail.raw);
+            assert!(!mail.body.contains("evil.example"), "{b}: {}", mail.body);
+        }
+        let link = reset_mail.link();
+        assert!(link.starts_with(RESET_LINK), "{b}: {link}");
+        assert_eq!(link, format!("{RESET_LINK}{}", reset_mail.token()));
+        let link = verify_mail.link();
+        assert!(link.starts_with(VERIFY_LINK), "{b}: {link}");
+        assert_eq!(link, format!("{VERIFY_LINK}{}", verify_mail.token()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reset_works_once_revokes_every_session_and_swaps_the_password() {
+    for backend in backends().await {
+        let b = backend.name;
+        let echo = Echo::start("app").await;
+        let gw = mail_gateway(&backend, &echo).await;
+        let email = "reset@example.com";
+        let first = register_and_login(&gw, email).await;
+        let second = login(&gw, email).await;
+        let bystander = register_and_login(&gw, "bystander@example.com").await;
+
+        assert_accepted(&forgot(&gw, email).await, b);
+        let token = reset_token(&gw, email, 1).await;
+        // Asking for a reset changes nothing yet.
+        assert_eq!(api(&gw, &first.access).await.status, 200, "{b}");
+        login(&gw, email).await;
+
+        // A weak new password is refused and does not spend the token.
+        for weak in ["short", "password1234"] {
+            let r = reset(&gw, &token, weak).await;
+            assert_field(&r, "new_password", &format!("{b}: {weak}"));
+        }
+        problem(
+            &reset(&gw, "not-a-real-token", NEW_PASSWORD).await,
+            400,
+            "invalid_reset_token",
+        );
+        problem(
+            &reset(&gw, "", NEW_PASSWORD).await,
+            400,
+            "invalid_reset_token",
+        );
+        assert_eq!(api(&gw, &first.access).await.status, 200, "{b}");
+
+        let r = reset(&gw, &token, NEW_PASSWORD).await;
+        assert_eq!(r.status, 204, "{b}: {}", r.text);
+        assert_eq!(r.text, "", "{b}: a reset does not log in");
+        assert!(r.header("set-cookie").is_none(), "{b}: no session cookie");
+
+        // Every session is dead at once.
+        for t in [&first, &second] {
+            assert_revoked(&gw, &t.access).await;
+            let r = refresh(&gw, &t.refresh).await;
+            assert_eq!(r.status, 401, "{b}: {}", r.text);
+        }
+        assert_eq!(api(&gw, &bystander.access).await.status, 200, "{b}");
+
+        let r = login_as(&gw, email, PASSWORD, UA).await;
+        problem(&r, 401, "invalid_credentials");
+        let t = Tokens::from(&login_as(&gw, email, NEW_PASSWORD, UA).await);
+        assert_eq!(api(&gw, &t.access).await.status, 200, "{b}");
+
+        // Single use.
+        let again = reset(&gw, &token, "yet another passphrase 7").await;
+        problem(&again, 400, "invalid_reset_token");
+        Tokens::from(&login_as(&gw, email, NEW_PASSWORD, UA).await);
+        assert_eq!(api(&gw, &t.access).await.status, 200, "{b}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_newer_reset_request_supersedes_the_older_token() {
+    for backend in backends().await {
+        let b = backend.name;
+        let echo = Echo::start("app").await;
+        let gw = mail_gateway(&backend, &echo).await;
+        let email = "supersede@example.com";
+        register(&gw, email).await;
+        assert_accepted(&forgot(&gw, email).await, b);
+        let older = reset_token(&gw, email, 1).await;
+        assert_accepted(&forgot(&gw, email).await, b);
+        let newer = reset_token(&gw, email, 2).await;
+        assert_ne!(older, newer, "{b}");
+
+        let r = reset(&gw, &older, NEW_PASSWORD).await;
+        problem(&r, 400, "invalid_reset_token");
+        problem(
+            &login_as(&gw, email, NEW_PASSWORD, UA).await,
+            401,
+            "invalid_credentials",
+        );
+        let r = reset(&gw, &newer, NEW_PASSWORD).await;
+        assert_eq!(r.status, 204, "{b}: {}", r.text);
+        Tokens::from(&login_as(&gw, email, NEW_PASSWORD, UA).await);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reset_token_is_valid_for_an_hour() {
+    for backend in backends().await {
+        let b = backend.name;
+        let echo = Echo::start("app").await;
+        let gw = mail_gateway(&backend, &echo).await;
+        let email = "ttl@example.com";
+        register(&gw, email).await;
+        let clock = &gw.state.accounts.clock;
+
+        assert_accepted(&forgot(&gw, email).await, b);
+        let token = reset_token(&gw, email, 1).await;
+        clock.advance(chrono::Duration::minutes(59));
+        let r = reset(&gw, &token, NEW_PASSWORD).await;
+        assert_eq!(r.status, 204, "{b}: 59 min old is still valid: {}", r.text);
+
+        assert_accepted(&forgot(&gw, email).await, b);
+        let token = reset_token(&gw, email, 2).await;
+        clock.advance(chrono::Duration::minutes(61));
+        let r = reset(&gw, &token, "yet another passphrase 7").await;
+        problem(&r, 400, "invalid_reset_token");
+        problem(
+            &login_as(&gw, email, "yet another passphrase 7", UA).await,
+            401,
+            "invalid_credentials",
+        );
+        Tokens::from(&login_as(&gw, email, NEW_PASSWORD, UA).await);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reset_clears_the_lockout() {
+    use common::login as l;
+    for backend in backends().await {
+        let b = backend.name;
+        let gw = l::gateway(&backend, &[l::THROTTLE_OFF, l::LOCKOUT_3, MAIL_FILE], true).await;
+        let email = "locked@example.com";
+        l::register(&gw, email, None, l::PASSWORD).await;
+        // Wrong passwords from three IPs lock the account, not one IP.
+        for ip in ["10.1.1.1", "10.1.1.2", "10.1.1.3"] {
+            let r = l::attempt(&gw, email, l::WRONG, ip).await;
+            assert_eq!(r.status, 401, "{b}: {}", r.text);
+        }
+        let r = l::attempt(&gw, email, l::PASSWORD, "10.1.1.4").await;
+        l::assert_problem_resp(&r, 429, "too_many_attempts", b);
+
+        assert_accepted(&forgot(&gw, email).await, b);
+        let token = reset_token(&gw, email, 1).await;
+        let r = reset(&gw, &token, NEW_PASSWORD).await;
+        assert_eq!(r.status, 204, "{b}: {}", r.text);
+        let r = l::attempt(&gw, email, NEW_PASSWORD, "10.1.1.5").await;
+        assert_eq!(r.status, 200, "{b}: the lockout is cleared: {}", r.text);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reset_keeps_totp_required() {
+    for backend in backends().await {
+        let b = backend.name;
+        let echo = Echo::start("app").await;
+        let gw = mail_gateway(&backend, &echo).await;
+        let email = "totp-reset@example.com";
+        let t = register_and_login(&gw, email).await;
+        let r = authed(&gw, Method::POST, "/auth/mfa/totp/setup", &t.access).await;
+        assert_eq!(r.status, 200, "{b}: {}", r.text);
+        let secret = r.json()["secret"].as_str().unwrap().to_string();
+        let totp = totp_rs::TOTP::new_unchecked(
+            totp_rs::Algorithm::SHA1,
+            6,
+            1,
+            30,
+            totp_rs::Secret::Encoded(secret).to_bytes().unwrap(),
+        );
+        let clock = &gw.state.accounts.clock;
+        let code = |at: chrono::DateTime<chrono::Utc>| totp.generate(at.timestamp() as u64);
+        let r = send(
+            client()
+                .post(gw.url("/auth/mfa/totp/enable"))
+                .header("Authorization", bearer(&t.access))
+                .json(&json!({ "code": code(clock.now()) })),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{b}: {}", r.text);
+
+        assert_accepted(&forgot(&gw, email).await, b);
+        let token = reset_token(&gw, email, 1).await;
+        let r = reset(&gw, &token, NEW_PASSWORD).await;
+        assert_eq!(r.status, 204, "{b}: {}", r.text);
+        assert_revoked(&gw, &t.access).await;
+
+        let r = login_as(&gw, email, NEW_PASSWORD, UA).await;
+        problem(&r, 401, "mfa_required");
+        clock.advance(chrono::Duration::seconds(30));
+        let body =
+            json!({ "email": email, "password": NEW_PASSWORD, "totp_code": code(clock.now()) });
+        let r = send(client().post(gw.url("/auth/login")).json(&body)).await;
+        let t = Tokens::from(&r);
+        assert_eq!(me(&gw, &t.access).await["mfa_enabled"], true, "{b}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forgot_password_is_throttled_per_recipient_across_client_ips() {
+    use common::login as l;
+    for backend in backends().await {
+        let b = backend.name;
+        let gw = l::gateway(&backend, &[THROTTLE_2, l::LOCKOUT_FAR, MAIL_FILE], true).await;
+        let (known, unknown) = ("throttled@example.com", "ghost@example.com");
+        l::register(&gw, known, None, l::PASSWORD).await;
+        let url = gw.url("/auth/forgot-password");
+        let ask = |email: &str| json!({ "email": email }).to_string();
+
+        for (email, upper) in [
+            (known, "THROTTLED@example.com"),
+            (unknown, "GHOST@example.com"),
+        ] {
+            for ip in ["10.0.0.1", "10.0.0.2"] {
+                let r = l::post(&url, l::JSON, ask(email), ip).await;
+                assert_eq!(r.status, 202, "{b} {email} from {ip}: {}", r.text);
+            }
+            // A third request for the address, from a fresh IP (and in
+            // other case), is over the address's limit.
+            let r = l::post(&url, l::JSON, ask(upper), "10.0.0.3").await;
+            l::assert_problem_resp(&r, 429, "too_many_attempts", &format!("{b} {email}"));
+            let secs = r.retry_after();
+            assert!((1..=3600).contains(&secs), "{b}: Retry-After {secs}");
+        }
+        // resend-verification shares the per-address throttle.
+        let resend_url = gw.url("/auth/resend-verification");
+        let r = l::post(&resend_url, l::JSON, ask(known), "10.0.0.4").await;
+        l::assert_problem_resp(&r, 429, "too_many_attempts", &format!("{b} resend"));
+        assert!(r.retry_after() >= 1);
+
+        // Another address from a fresh IP is not affected.
+        let r = l::post(&url, l::JSON, ask("other@example.com"), "10.0.0.5").await;
+        assert_eq!(r.status, 202, "{b}: {}", r.text);
+
+        assert_count_with(&gw, known, RESET_SUBJECT, 2).await;
+        assert_count_with(&gw, known, VERIFY_SUBJECT, 1).await;
+        assert_mail_count(&gw, unknown, 0).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forgot_password_is_throttled_per_client_ip_across_addresses() {
+    use common::login as l;
+    for backend in backends().await {
+        let b = backend.name;
+        let gw = l::gateway(&backend, &[THROTTLE_2, l::LOCKOUT_FAR, MAIL_FILE], true).await;
+        let known = "ip-known@example.com";
+        l::register(&gw, known, None, l::PASSWORD).await;
+        let url = gw.url("/auth/forgot-password");
+        let resend_url = gw.url("/auth/resend-verification");
+        let ask = |email: &str| json!({ "email": email }).to_string();
+        let ip = "10.9.9.9";
+
+        for email in [known, "ip-ghost-1@example.com"] {
+            let r = l::post(&url, l::JSON, ask(email), ip).await;
+            assert_eq!(r.status, 202, "{b} {email}: {}", r.text);
+        }
+        for email in ["ip-ghost-2@example.com", known] {
+            let r = l::post(&url, l::JSON, ask(email), ip).await;
+            l::assert_problem_resp(&r, 429, "too_many_attempts", &format!("{b} {email}"));
+            let secs = r.retry_after();
+            assert!((1..=3600).contains(&secs), "{b}: Retry-After {secs}");
+        }
+        // resend-verification shares the per-IP throttle.
+        let r = l::post(&resend_url, l::JSON, ask("ip-ghost-3@example.com"), ip).await;
+        l::assert_problem_resp(&r, 429, "too_many_attempts", &format!("{b} resend"));
+
+        // Another IP is not affected, for the same unknown address either.
+        for email in ["ip-ghost-2@example.com", "ip-ghost-3@example.com"] {
+            let r = l::post(&url, l::JSON, ask(email), "10.9.9.10").await;
+            assert_eq!(r.status, 202, "{b} {email}: {}", r.text);
+        }
+        assert_count_with(&gw, known, RESET_SUBJECT, 1).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn disabled_accounts_get_no_mail_and_the_same_answer() {
+    for backend in backends().await {
+        let b = backend.name;
+        let echo = Echo::start("app").await;
+        let gw = mail_gateway(&backend, &echo).await;
+        let admin = "recovery-root@example.com";
+        register(&gw, admin).await;
+        set_superuser(&gw, &backend, admin, true).await;
+        let root = login(&gw, admin).await;
+        let email = "disabled@example.com";
+        let id = register(&gw, email).await["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        nth_with(&gw, email, VERIFY_SUBJECT, 1).await;
+        let r = send(
+            client()
+                .patch(gw.url(&format!("/auth/admin/users/{id}")))
+                .header("Authorization", bearer(&root.access))
+                .json(&json!({ "is_active": false })),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{b}: {}", r.text);
+
+        assert_accepted(&forgot(&gw, email).await, b);
+        assert_accepted(&resend(&gw, email).await, b);
+        assert_count_with(&gw, email, RESET_SUBJECT, 0).await;
+        assert_count_with(&gw, email, VERIFY_SUBJECT, 1).await;
+    }
+}
