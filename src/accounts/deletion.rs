@@ -8,8 +8,8 @@ use uuid::Uuid;
 use super::{Accounts, Client};
 use crate::error::GatewayError;
 use crate::mail::templates;
+use crate::store::audit;
 use crate::store::deletion::{self, Purge, Scheduled};
-use crate::store::{audit, users};
 
 /// Accounts purged per pass; the rest wait for the next pass.
 const PURGE_BATCH: u32 = 100;
@@ -30,9 +30,7 @@ impl Accounts {
         client: &Client,
     ) -> Result<DateTime<Utc>, GatewayError> {
         let db = self.db().await?;
-        let user = users::by_id(db, user_id)
-            .await?
-            .ok_or(GatewayError::NotFound("user"))?;
+        let user = self.signed_in_user(db, user_id).await?;
         if !self
             .hasher
             .verify(password, Some(&user.password_hash))
@@ -97,9 +95,7 @@ impl Accounts {
         user_id: Uuid,
     ) -> Result<Option<DateTime<Utc>>, GatewayError> {
         let db = self.db().await?;
-        let user = users::by_id(db, user_id)
-            .await?
-            .ok_or(GatewayError::NotFound("user"))?;
+        let user = self.signed_in_user(db, user_id).await?;
         Ok(user.deletion_scheduled_for)
     }
 

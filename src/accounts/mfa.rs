@@ -9,7 +9,7 @@ use super::{Accounts, Client};
 use crate::crypto::tokens::{normalize_recovery_code, recovery_code, sha256_hex};
 use crate::crypto::totp;
 use crate::error::GatewayError;
-use crate::store::users::{self, User};
+use crate::store::users::User;
 use crate::store::{audit, mfa, Db};
 
 /// Recovery codes handed out when TOTP is enabled.
@@ -35,12 +35,6 @@ impl SecondFactor<'_> {
 }
 
 impl Accounts {
-    async fn user(&self, db: &Db, id: Uuid) -> Result<User, GatewayError> {
-        users::by_id(db, id)
-            .await?
-            .ok_or(GatewayError::NotFound("user"))
-    }
-
     fn open_secret(&self, user: &User, sealed: &str) -> Result<Vec<u8>, GatewayError> {
         self.totp_key.open(sealed, user.id.as_bytes()).map_err(|e| {
             GatewayError::Internal(format!(
@@ -53,7 +47,7 @@ impl Accounts {
     /// Starts enrollment: a new secret, shown once, pending until `enable`.
     pub async fn totp_setup(&self, user_id: Uuid) -> Result<TotpSetup, GatewayError> {
         let db = self.db().await?;
-        let user = self.user(db, user_id).await?;
+        let user = self.signed_in_user(db, user_id).await?;
         if user.mfa_enabled() {
             return Err(GatewayError::MfaAlreadyEnabled);
         }
@@ -85,7 +79,7 @@ impl Accounts {
         client: &Client,
     ) -> Result<Vec<String>, GatewayError> {
         let db = self.db().await?;
-        let user = self.user(db, user_id).await?;
+        let user = self.signed_in_user(db, user_id).await?;
         if user.mfa_enabled() {
             return Err(GatewayError::MfaAlreadyEnabled);
         }
@@ -129,7 +123,7 @@ impl Accounts {
         client: &Client,
     ) -> Result<(), GatewayError> {
         let db = self.db().await?;
-        let user = self.user(db, user_id).await?;
+        let user = self.signed_in_user(db, user_id).await?;
         if !user.mfa_enabled() {
             return Err(GatewayError::MfaNotEnabled);
         }

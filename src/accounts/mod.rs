@@ -129,6 +129,17 @@ impl Accounts {
         self.db.ready().await
     }
 
+    /// The account behind a caller's access token. An account purged
+    /// since the token was issued answers like a revoked token (the purge
+    /// revokes its tokens in memory a moment after the row is gone).
+    pub async fn signed_in_user(&self, db: &Db, id: Uuid) -> Result<User, GatewayError> {
+        users::by_id(db, id)
+            .await?
+            .ok_or(GatewayError::InvalidToken(
+                crate::authn::jwt::TokenError::Revoked,
+            ))
+    }
+
     fn revoke_in_memory(&self, ids: impl IntoIterator<Item = Uuid>) {
         for id in ids {
             self.revocations.revoke_session(SessionId(id));

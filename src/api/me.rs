@@ -19,9 +19,7 @@ use crate::store::{audit, sessions};
 
 async fn current(state: &ApiState, user: &AuthUser) -> Result<User, GatewayError> {
     let db = state.accounts.db().await?;
-    users::by_id(db, user.id()?)
-        .await?
-        .ok_or(GatewayError::NotFound("user"))
+    state.accounts.signed_in_user(db, user.id()?).await
 }
 
 #[derive(Serialize)]
