@@ -288,6 +288,45 @@ async fn changing_the_email_needs_the_password_and_restarts_verification() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_profile_change_applies_whole_or_not_at_all() {
+    for backend in backends().await {
+        let b = backend.name;
+        let echo = Echo::start("app").await;
+        let gw = mail_gateway(&backend, &echo).await;
+        register(&gw, &format!("{b}-taken@example.com")).await;
+        let email = format!("{b}-whole@example.com");
+        let t = register_and_login(&gw, &email).await;
+
+        // The new username is free, the new email is taken: nothing changes.
+        let r = patch_me(
+            &gw,
+            &t.access,
+            json!({"username": "brand_new", "email": format!("{b}-TAKEN@example.com"),
+                   "current_password": PASSWORD}),
+        )
+        .await;
+        problem(&r, 409, "email_taken");
+        let profile = me(&gw, &t.access).await;
+        assert_eq!(profile["username"], Value::Null, "{b}: {profile}");
+        assert_eq!(profile["email"], email.as_str(), "{b}");
+
+        // Both free: both change at once.
+        let moved = format!("{b}-moved@example.com");
+        let r = patch_me(
+            &gw,
+            &t.access,
+            json!({"username": "brand_new", "email": moved, "current_password": PASSWORD}),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{b}: {}", r.text);
+        let profile = me(&gw, &t.access).await;
+        assert_eq!(profile["username"], "brand_new", "{b}");
+        assert_eq!(profile["email"], moved.as_str(), "{b}");
+        assert_eq!(profile["email_verified"], false, "{b}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn required_verification_blocks_only_the_right_password_until_verified() {
     for backend in backends().await {
         let b = backend.name;

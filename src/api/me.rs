@@ -93,12 +93,12 @@ pub async fn patch_me(
         }
         None => None,
     };
-    let now = chrono::Utc::now();
-    if let Some(username) = &body.username {
-        users::set_username(db, id, username.as_deref(), now).await?;
-    }
-    if let Some(email) = new_email {
-        users::set_email(db, id, email, now).await?;
+    let change = users::ProfileChange {
+        username: body.username.as_ref().map(|u| u.as_deref()),
+        email: new_email.map(String::as_str),
+    };
+    users::update_profile(db, id, &change, chrono::Utc::now()).await?;
+    if new_email.is_some() {
         // Cached API keys carry the owner's address.
         accounts.keys.evict_owner(id);
         if let Some(updated) = users::by_id(db, id).await? {

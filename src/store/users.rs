@@ -189,42 +189,39 @@ pub async fn set_password(
     .await
 }
 
-pub async fn set_username(
-    db: &Db,
-    id: Uuid,
-    username: Option<&str>,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    bounded(async {
-        let sql =
-            "UPDATE users SET username = $1, username_key = $2, updated_at = $3 WHERE id = $4";
-        on_db!(db, |pool| sqlx::query(sql)
-            .bind(username)
-            .bind(username.map(username_key))
-            .bind(now)
-            .bind(id)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
-        Ok(())
-    })
-    .await
+/// What a user may change on their own account; `None` keeps a field.
+#[derive(Debug, Default)]
+pub struct ProfileChange<'a> {
+    /// `Some(None)` clears the username.
+    pub username: Option<Option<&'a str>>,
+    /// A new address: unverified until a mail to it is answered.
+    pub email: Option<&'a str>,
 }
 
-/// Changes the address; it is unverified until a mail to it is answered.
-pub async fn set_email(
+/// Applies a profile change in one statement (all or nothing, e.g. when
+/// the new email or username is taken).
+pub async fn update_profile(
     db: &Db,
     id: Uuid,
-    email: &str,
+    change: &ProfileChange<'_>,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    let username = change.username.flatten();
     bounded(async {
-        let sql =
-            "UPDATE users SET email = $1, email_key = $2, email_verified = FALSE, updated_at = $3 \
-                   WHERE id = $4";
+        let sql = "UPDATE users SET \
+                   username = CASE WHEN $1 THEN $2 ELSE username END, \
+                   username_key = CASE WHEN $1 THEN $3 ELSE username_key END, \
+                   email = CASE WHEN $4 THEN $5 ELSE email END, \
+                   email_key = CASE WHEN $4 THEN $6 ELSE email_key END, \
+                   email_verified = CASE WHEN $4 THEN FALSE ELSE email_verified END, \
+                   updated_at = $7 WHERE id = $8";
         on_db!(db, |pool| sqlx::query(sql)
-            .bind(email)
-            .bind(email_key(email))
+            .bind(change.username.is_some())
+            .bind(username)
+            .bind(username.map(username_key))
+            .bind(change.email.is_some())
+            .bind(change.email.unwrap_or_default())
+            .bind(change.email.map(email_key).unwrap_or_default())
             .bind(now)
             .bind(id)
             .execute(pool)
