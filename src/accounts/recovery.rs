@@ -36,7 +36,7 @@ impl Accounts {
         let db = self.db().await?;
         let token = random_token(TOKEN_BYTES);
         let now = self.clock.now();
-        let (ttl, path, mail) = match purpose {
+        let (ttl, kind, mail) = match purpose {
             Purpose::ResetPassword => {
                 let link = self.mailer.link("/reset-password", &token);
                 (
@@ -67,7 +67,7 @@ impl Accounts {
         )
         .await?;
         self.mailer.send(&user.email, mail);
-        tracing::debug!(user = %user.id, kind = path, "account mail queued");
+        tracing::debug!(user = %user.id, kind, "account mail queued");
         Ok(())
     }
 
