@@ -7,6 +7,8 @@
 #   direct                 wrk straight to the upstream (the ceiling)
 #   nginx                  nginx proxy_pass with upstream keep-alive, one worker
 #   haproxy-jwt            HAProxy jwt_verify (HS256) + exp check, one thread
+#   pingora-bare           the smallest pingora proxy (examples/bare_pingora.rs),
+#                          one thread: the framework's own floor
 #   portcullis-open        a public route (auth off), one worker thread
 #   portcullis-jwt         a gateway-issued JWT (verified-token cache warm)
 #   portcullis-jwt-cold-*  a different valid JWT on every request, per algorithm
@@ -33,7 +35,7 @@ SOAK_SECONDS=${SOAK_SECONDS:-600}
 # shellcheck source=benches/lib.sh
 source benches/lib.sh
 ensure_tools haproxy
-UP=$(port); NGX=$(port); HAP=$(port); GW=$(port); ADMIN=$(port)
+UP=$(port); NGX=$(port); HAP=$(port); BARE=$(port); GW=$(port); ADMIN=$(port)
 start_upstream "$UP"
 
 # --- nginx as a reverse proxy (what users run today) ---
@@ -98,6 +100,11 @@ CONF
 "$(command -v haproxy || echo /usr/sbin/haproxy)" -db -f "$work/haproxy.cfg" >"$work/haproxy.log" 2>&1 &
 pids+=($!)
 haproxy_pid=$!
+
+# --- the bare pingora proxy: what pingora alone costs ---
+"$bin_dir/examples/bare_pingora" "127.0.0.1:$BARE" "127.0.0.1:$UP" >"$work/bare.log" 2>&1 &
+pids+=($!)
+bare_pid=$!
 
 # --- Portcullis ---
 gateway_config() { # gateway_config FILE PORT ADMIN ALGORITHM
@@ -181,7 +188,7 @@ done = function() if wrapped then io.write("WRAPPED\n") end end
 LUA
 done
 
-rows=(direct nginx haproxy-jwt portcullis-open portcullis-jwt)
+rows=(direct nginx haproxy-jwt pingora-bare portcullis-open portcullis-jwt)
 for alg in $COLD_ALGS; do rows+=("portcullis-jwt-cold-$alg"); done
 rows+=(portcullis-apikey portcullis-rbac)
 
@@ -191,6 +198,7 @@ run_row() { # run_row ROW OUT: one wrk run; writes OUT (wrk output) and OUT.cpu 
     direct) url="http://127.0.0.1:$UP/x"; pid="" ;;
     nginx) url="http://127.0.0.1:$NGX/x"; pid=nginx ;;
     haproxy-jwt) url="http://127.0.0.1:$HAP/x"; pid=$haproxy_pid; header=(-H "Authorization: Bearer $HS_TOKEN") ;;
+    pingora-bare) url="http://127.0.0.1:$BARE/x"; pid=$bare_pid ;;
     portcullis-open) url="http://127.0.0.1:$GW/open/x"; pid=$main_pid ;;
     portcullis-jwt) url="http://127.0.0.1:$GW/jwt/x"; pid=$main_pid; header=(-H "Authorization: Bearer $ACCESS") ;;
     portcullis-apikey) url="http://127.0.0.1:$GW/key/x"; pid=$main_pid; header=(-H "X-API-Key: $KEY") ;;
