@@ -31,14 +31,7 @@ impl Accounts {
     ) -> Result<DateTime<Utc>, GatewayError> {
         let db = self.db().await?;
         let user = self.signed_in_user(db, user_id).await?;
-        if !self
-            .hasher
-            .verify(password, Some(&user.password_hash))
-            .await?
-            .ok
-        {
-            return Err(GatewayError::validation("password", "is incorrect"));
-        }
+        self.confirm_password(&user, password, "password").await?;
         let now = self.clock.now();
         let grace = chrono::Duration::from_std(self.config.accounts.deletion_grace)
             .unwrap_or(chrono::Duration::MAX);
@@ -118,7 +111,6 @@ impl Accounts {
                     for hash in &key_hashes {
                         self.keys.evict(hash).await;
                     }
-                    self.keys.evict_owner(user);
                     audit::record(
                         db,
                         "account_deleted",

@@ -127,18 +127,8 @@ impl Accounts {
         if !user.mfa_enabled() {
             return Err(GatewayError::MfaNotEnabled);
         }
-        if !self
-            .hasher
-            .verify(password, Some(&user.password_hash))
-            .await?
-            .ok
-        {
-            return Err(GatewayError::validation("password", "is incorrect"));
-        }
-        let digits = code.chars().filter(|c| !c.is_whitespace());
-        let factor = if digits.clone().count() == totp::DIGITS
-            && digits.clone().all(|c| c.is_ascii_digit())
-        {
+        self.confirm_password(&user, password, "password").await?;
+        let factor = if totp::looks_like_code(code) {
             SecondFactor {
                 totp_code: Some(code),
                 ..SecondFactor::default()

@@ -140,6 +140,26 @@ impl Accounts {
             ))
     }
 
+    /// Re-authentication before a sensitive change: 422 naming `field`
+    /// when `password` is not `user`'s.
+    pub async fn confirm_password(
+        &self,
+        user: &User,
+        password: &str,
+        field: &str,
+    ) -> Result<(), GatewayError> {
+        if self
+            .hasher
+            .verify(password, Some(&user.password_hash))
+            .await?
+            .ok
+        {
+            Ok(())
+        } else {
+            Err(GatewayError::validation(field, "is incorrect"))
+        }
+    }
+
     fn revoke_in_memory(&self, ids: impl IntoIterator<Item = Uuid>) {
         for id in ids {
             self.revocations.revoke_session(SessionId(id));

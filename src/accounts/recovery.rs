@@ -23,17 +23,33 @@ const VERIFY_TTL_HOURS: i64 = 24;
 impl Accounts {
     /// Checks both throttles for a mail to `email`: per client IP and per
     /// recipient address.
-    fn throttle_mail(&self, email: &str, client: &Client) -> Result<String, GatewayError> {
+    fn throttle_mail(&self, email: &str, client: &Client) -> Result<(), GatewayError> {
         self.mail_ip_throttle.check(client.ip)?;
-        let key = users::email_key(email);
-        self.mail_recipient_throttle.check_recipient(&key)?;
-        Ok(key)
+        self.mail_recipient_throttle
+            .check_recipient(&users::email_key(email))
     }
 
     /// Creates a token of `purpose` for `user`, mailed to their current
-    /// address (older tokens of the purpose stop working).
-    async fn mail_token(&self, user: &User, purpose: Purpose) -> Result<(), GatewayError> {
+    /// address (older tokens of the purpose stop working). A reset request
+    /// is audited with the `origin` that asked for it.
+    async fn mail_token(
+        &self,
+        user: &User,
+        purpose: Purpose,
+        origin: &audit::Origin,
+    ) -> Result<(), GatewayError> {
         let db = self.db().await?;
+        if purpose == Purpose::ResetPassword {
+            audit::record(
+                db,
+                "password_reset_requested",
+                Some(user.id),
+                None,
+                origin,
+                serde_json::json!({}),
+            )
+            .await;
+        }
         let token = random_token(TOKEN_BYTES);
         let now = self.clock.now();
         let (ttl, kind, mail) = match purpose {
@@ -73,10 +89,15 @@ impl Accounts {
 
     /// Runs `mail_token` in the background: the caller answers at once, the
     /// same for every address.
-    fn mail_token_later(self: &std::sync::Arc<Self>, user: User, purpose: Purpose) {
+    fn mail_token_later(
+        self: &std::sync::Arc<Self>,
+        user: User,
+        purpose: Purpose,
+        origin: audit::Origin,
+    ) {
         let me = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = me.mail_token(&user, purpose).await {
+            if let Err(e) = me.mail_token(&user, purpose, &origin).await {
                 tracing::error!(user = %user.id, error = e.detail(), cause = e.log_cause(), "account mail not queued");
             }
         });
@@ -84,7 +105,7 @@ impl Accounts {
 
     /// Sends the verification mail for the user's current address.
     pub fn send_verification(self: &std::sync::Arc<Self>, user: User) {
-        self.mail_token_later(user, Purpose::VerifyEmail);
+        self.mail_token_later(user, Purpose::VerifyEmail, audit::Origin::default());
     }
 
     /// `POST /auth/forgot-password`: mails a reset token when an active
@@ -99,28 +120,7 @@ impl Accounts {
         if let Some(user) = users::by_email(db, email).await?.filter(|u| u.is_active) {
             // Everything that only happens for real accounts happens after
             // the answer, so the answer takes the same time for any address.
-            let me = self.clone();
-            let origin = client.origin();
-            tokio::spawn(async move {
-                let result = match me.db().await {
-                    Ok(db) => {
-                        audit::record(
-                            db,
-                            "password_reset_requested",
-                            Some(user.id),
-                            None,
-                            &origin,
-                            serde_json::json!({}),
-                        )
-                        .await;
-                        me.mail_token(&user, Purpose::ResetPassword).await
-                    }
-                    Err(e) => Err(e),
-                };
-                if let Err(e) = result {
-                    tracing::error!(user = %user.id, error = e.detail(), cause = e.log_cause(), "reset mail not queued");
-                }
-            });
+            self.mail_token_later(user, Purpose::ResetPassword, client.origin());
         }
         Ok(())
     }
@@ -138,13 +138,11 @@ impl Accounts {
             .password
             .check(new_password)
             .map_err(|m| GatewayError::validation("new_password", m))?;
-        if token.is_empty() || token.len() > MAX_TOKEN_LEN {
-            return Err(GatewayError::InvalidMailedToken("reset"));
-        }
+        let token_hash = mailed_token_hash(token, "reset")?;
         let hash = self.hasher.hash(new_password).await?;
         let db = self.db().await?;
         let Some((user, sessions)) =
-            account_tokens::reset_password(db, &sha256_hex(token), &hash, self.clock.now()).await?
+            account_tokens::reset_password(db, &token_hash, &hash, self.clock.now()).await?
         else {
             return Err(GatewayError::InvalidMailedToken("reset"));
         };
@@ -184,11 +182,9 @@ impl Accounts {
     /// `POST /auth/verify-email`: marks the address the token was sent to
     /// as verified, if the account still has it.
     pub async fn verify_email(&self, token: &str, client: &Client) -> Result<Uuid, GatewayError> {
-        if token.is_empty() || token.len() > MAX_TOKEN_LEN {
-            return Err(GatewayError::InvalidMailedToken("verification"));
-        }
+        let token_hash = mailed_token_hash(token, "verification")?;
         let db = self.db().await?;
-        let user = account_tokens::verify_email(db, &sha256_hex(token), self.clock.now())
+        let user = account_tokens::verify_email(db, &token_hash, self.clock.now())
             .await?
             .ok_or(GatewayError::InvalidMailedToken("verification"))?;
         audit::record(
@@ -202,4 +198,13 @@ impl Accounts {
         .await;
         Ok(user)
     }
+}
+
+/// The stored form of a presented token; a token no mail of ours could
+/// carry is refused before any lookup.
+fn mailed_token_hash(token: &str, what: &'static str) -> Result<String, GatewayError> {
+    if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+        return Err(GatewayError::InvalidMailedToken(what));
+    }
+    Ok(sha256_hex(token))
 }

@@ -81,14 +81,9 @@ pub async fn patch_me(
             let password = body.current_password.as_deref().ok_or_else(|| {
                 GatewayError::validation("current_password", "is required to change the email")
             })?;
-            if !accounts
-                .hasher
-                .verify(password, Some(&me.password_hash))
-                .await?
-                .ok
-            {
-                return Err(GatewayError::validation("current_password", "is incorrect"));
-            }
+            accounts
+                .confirm_password(&me, password, "current_password")
+                .await?;
             (users::email_key(email) != users::email_key(&me.email)).then_some(email)
         }
         None => None,
@@ -123,13 +118,9 @@ pub async fn change_password(
 ) -> Result<Response, GatewayError> {
     let accounts = &state.accounts;
     let u = current(&state, &user).await?;
-    let verified = accounts
-        .hasher
-        .verify(&body.current_password, Some(&u.password_hash))
+    accounts
+        .confirm_password(&u, &body.current_password, "current_password")
         .await?;
-    if !verified.ok {
-        return Err(GatewayError::validation("current_password", "is incorrect"));
-    }
     accounts
         .config
         .accounts

@@ -32,13 +32,12 @@ pub async fn setup(
     user: AuthUser,
 ) -> Result<Response, GatewayError> {
     let setup = state.accounts.totp_setup(user.id()?).await?;
-    let mut resp = Json(serde_json::json!({
+    // Shown once; the bridge marks every /auth answer `no-store`.
+    Ok(Json(serde_json::json!({
         "secret": setup.secret,
         "otpauth_uri": setup.otpauth_uri,
     }))
-    .into_response();
-    no_store(&mut resp);
-    Ok(resp)
+    .into_response())
 }
 
 pub async fn enable(
@@ -51,9 +50,7 @@ pub async fn enable(
         .accounts
         .totp_enable(user.id()?, &body.code, &client)
         .await?;
-    let mut resp = Json(serde_json::json!({ "recovery_codes": codes })).into_response();
-    no_store(&mut resp);
-    Ok(resp)
+    Ok(Json(serde_json::json!({ "recovery_codes": codes })).into_response())
 }
 
 pub async fn disable(
@@ -67,12 +64,4 @@ pub async fn disable(
         .totp_disable(user.id()?, &body.password, &body.code, &client)
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-/// Secrets shown once must not sit in caches.
-fn no_store(resp: &mut Response) {
-    resp.headers_mut().insert(
-        http::header::CACHE_CONTROL,
-        http::HeaderValue::from_static("no-store"),
-    );
 }

@@ -49,6 +49,13 @@ pub fn code(secret: &[u8], step: i64) -> String {
     )
 }
 
+/// Whether `candidate` has the shape of a code: `DIGITS` ASCII digits,
+/// spaces ignored.
+pub fn looks_like_code(candidate: &str) -> bool {
+    let digits = candidate.chars().filter(|c| !c.is_whitespace());
+    digits.clone().count() == DIGITS && digits.into_iter().all(|c| c.is_ascii_digit())
+}
+
 /// The step whose code `candidate` is, within the drift window around
 /// `unix_secs` and strictly after `used_up_to` (a used step, or one older
 /// than it, never counts twice). Spaces in the candidate are ignored.
@@ -58,10 +65,10 @@ pub fn matching_step(
     unix_secs: i64,
     used_up_to: Option<i64>,
 ) -> Option<i64> {
-    let candidate: String = candidate.chars().filter(|c| !c.is_whitespace()).collect();
-    if candidate.len() != DIGITS || !candidate.bytes().all(|b| b.is_ascii_digit()) {
+    if !looks_like_code(candidate) {
         return None;
     }
+    let candidate: String = candidate.chars().filter(|c| !c.is_whitespace()).collect();
     let now = step_at(unix_secs);
     // Check every step in the window (no early exit on a match).
     let mut found = None;

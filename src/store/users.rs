@@ -136,32 +136,26 @@ pub async fn by_id(db: &Db, id: Uuid) -> Result<Option<User>, StoreError> {
 }
 
 pub async fn by_email(db: &Db, email: &str) -> Result<Option<User>, StoreError> {
-    let sql = format!("SELECT {COLUMNS} FROM users WHERE email_key = $1");
-    bounded(async {
-        let row = on_db!(db, |pool| sqlx::query_as::<_, UserRow>(
-            sqlx::AssertSqlSafe(sql.as_str())
-        )
-        .bind(email_key(email))
-        .fetch_optional(pool)
-        .await)?;
-        Ok(row.map(User::from))
-    })
-    .await
+    by_key(db, "email_key", &email_key(email)).await
 }
 
 /// Finds a user by email (when `login` contains `@`) or username.
 pub async fn by_login(db: &Db, login: &str) -> Result<Option<User>, StoreError> {
-    let (column, key) = if login.contains('@') {
-        ("email_key", email_key(login))
+    if login.contains('@') {
+        by_email(db, login).await
     } else {
-        ("username_key", username_key(login))
-    };
+        by_key(db, "username_key", &username_key(login)).await
+    }
+}
+
+/// The user whose unique `column` (one of ours, never input) is `key`.
+async fn by_key(db: &Db, column: &str, key: &str) -> Result<Option<User>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM users WHERE {column} = $1");
     bounded(async {
         let row = on_db!(db, |pool| sqlx::query_as::<_, UserRow>(
             sqlx::AssertSqlSafe(sql.as_str())
         )
-        .bind(&key)
+        .bind(key)
         .fetch_optional(pool)
         .await)?;
         Ok(row.map(User::from))
