@@ -11,7 +11,9 @@ pub mod http;
 pub mod keys;
 pub mod login;
 pub mod mail;
+pub mod mfa;
 pub mod orgs;
+pub mod recovery;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;

@@ -1,112 +1,36 @@
-//! Password reset and email verification from the outside: the mailed
-//! tokens (read back from the `mail.mode = "file"` outbox), their single
-//! use, supersession and expiry (on the injectable clock), the address
-//! change, `require_email_verification`, answers that do not reveal which
-//! addresses exist, the fixed `link_base`, and the per-IP and
-//! per-recipient throttles. Every test runs on each database backend.
+//! Password reset from the outside: the token mailed by forgot-password
+//! (read back from the `mail.mode = "file"` outbox), its single use,
+//! supersession and hour-long validity (on the injectable clock), every
+//! session revoked, the lockout cleared and TOTP kept on; and, for both
+//! mail requests (forgot-password and resend-verification), answers that
+//! do not reveal which addresses exist or are disabled, links on the fixed
+//! `link_base` and the per-IP and per-recipient throttles. Email
+//! verification is in `accounts_verification`. Every test runs on each
+//! database backend.
 
 mod common;
-
-use std::time::Duration;
 
 use common::accounts::*;
 use common::http::*;
 use common::mail::*;
+use common::recovery::*;
 use common::*;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-const VERIFY_SUBJECT: &str = "Confirm your email address";
 const RESET_SUBJECT: &str = "Reset your password";
-const VERIFY_LINK: &str = "https://app.example.test/verify-email?token=";
 const RESET_LINK: &str = "https://app.example.test/reset-password?token=";
 const NEW_PASSWORD: &str = "a brand new passphrase 42";
 const THROTTLE_2: &str =
     "throttle = { login = \"1000/m\", register = \"1000/m\", forgot_password = \"2/h\" }";
 
-async fn post_to(gw: &TestGateway, path: &str, body: Value) -> Resp {
-    send(client().post(gw.url(path)).json(&body)).await
-}
-
-async fn verify(gw: &TestGateway, token: &str) -> Resp {
-    post_to(gw, "/auth/verify-email", json!({ "token": token })).await
-}
-
 async fn forgot(gw: &TestGateway, email: &str) -> Resp {
     post_to(gw, "/auth/forgot-password", json!({ "email": email })).await
-}
-
-async fn resend(gw: &TestGateway, email: &str) -> Resp {
-    post_to(gw, "/auth/resend-verification", json!({ "email": email })).await
 }
 
 async fn reset(gw: &TestGateway, token: &str, new_password: &str) -> Resp {
     let body = json!({ "token": token, "new_password": new_password });
     post_to(gw, "/auth/reset-password", body).await
-}
-
-async fn me(gw: &TestGateway, access: &str) -> Value {
-    let r = authed(gw, Method::GET, "/auth/me", access).await;
-    assert_eq!(r.status, 200, "GET /auth/me: {}", r.text);
-    r.json()
-}
-
-async fn patch_me(gw: &TestGateway, access: &str, body: Value) -> Resp {
-    send(
-        client()
-            .patch(gw.url("/auth/me"))
-            .header("Authorization", bearer(access))
-            .json(&body),
-    )
-    .await
-}
-
-fn assert_accepted(r: &Resp, ctx: &str) {
-    assert_eq!(r.status, 202, "{ctx}: {}", r.text);
-    assert_eq!(r.text, "", "{ctx}: a 202 carries no body");
-}
-
-fn assert_field(r: &Resp, field: &str, ctx: &str) {
-    problem(r, 422, "validation_failed");
-    assert_eq!(r.json()["field"], field, "{ctx}: {}", r.text);
-}
-
-/// Mails to `to` with `subject`, oldest first.
-fn with_subject(gw: &TestGateway, to: &str, subject: &str) -> Vec<Mail> {
-    mails_to(gw, to)
-        .into_iter()
-        .filter(|m| m.subject == subject)
-        .collect()
-}
-
-/// Waits (up to 10 s) for the `n`-th mail to `to` with `subject`.
-async fn nth_with(gw: &TestGateway, to: &str, subject: &str, n: usize) -> Mail {
-    for _ in 0..200 {
-        let mails = with_subject(gw, to, subject);
-        if mails.len() >= n {
-            return mails[n - 1].clone();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let all: Vec<_> = outbox(gw).into_iter().map(|m| (m.to, m.subject)).collect();
-    panic!("expected {n} mail(s) {subject:?} to {to}; outbox: {all:?}");
-}
-
-/// After a pause for the mail worker, exactly `n` mails `subject` to `to`.
-async fn assert_count_with(gw: &TestGateway, to: &str, subject: &str, n: usize) {
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let mails = with_subject(gw, to, subject);
-    assert_eq!(mails.len(), n, "{subject:?} mails to {to}: {mails:?}");
-}
-
-/// The token of the `n`-th verification mail, checking the mail's shape.
-async fn verify_token(gw: &TestGateway, to: &str, n: usize) -> String {
-    let mail = nth_with(gw, to, VERIFY_SUBJECT, n).await;
-    assert!(mail.to.contains(to), "To: {}", mail.to);
-    assert!(mail.link().starts_with(VERIFY_LINK), "{}", mail.link());
-    let token = mail.token();
-    assert!(token.len() >= 32, "a long random token: {token}");
-    token
 }
 
 /// The token of the `n`-th reset mail, checking the mail's shape.
@@ -117,242 +41,6 @@ async fn reset_token(gw: &TestGateway, to: &str, n: usize) -> String {
     let token = mail.token();
     assert!(token.len() >= 32, "a long random token: {token}");
     token
-}
-
-async fn mail_gateway(backend: &Backend, echo: &Echo) -> TestGateway {
-    start(backend, echo, MAIL_FILE).await
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn registration_mails_a_verification_token_that_verifies_once() {
-    for backend in backends().await {
-        let b = backend.name;
-        let echo = Echo::start("app").await;
-        let gw = mail_gateway(&backend, &echo).await;
-        let email = "verify@example.com";
-        let t = register_and_login(&gw, email).await;
-        assert_eq!(me(&gw, &t.access).await["email_verified"], false, "{b}");
-
-        let token = verify_token(&gw, email, 1).await;
-        let mail = nth_with(&gw, email, VERIFY_SUBJECT, 1).await;
-        assert!(
-            !mail.body.contains(PASSWORD),
-            "{b}: the mail never carries the password"
-        );
-
-        // Wrong, empty and absurd tokens change nothing.
-        for bad in ["", "nope", &format!("{token}x"), &"a".repeat(5000)] {
-            let r = verify(&gw, bad).await;
-            problem(&r, 400, "invalid_verification_token");
-        }
-        assert_eq!(me(&gw, &t.access).await["email_verified"], false, "{b}");
-
-        let r = verify(&gw, &token).await;
-        assert_eq!(r.status, 204, "{b}: {}", r.text);
-        assert_eq!(r.text, "");
-        let profile = me(&gw, &t.access).await;
-        assert_eq!(profile["email_verified"], true, "{b}: {profile}");
-        assert_eq!(profile["email"], email);
-
-        // Single use.
-        problem(
-            &verify(&gw, &token).await,
-            400,
-            "invalid_verification_token",
-        );
-
-        // Already verified: resend answers the same 202 and mails nothing.
-        assert_accepted(&resend(&gw, email).await, b);
-        assert_count_with(&gw, email, VERIFY_SUBJECT, 1).await;
-        assert_eq!(me(&gw, &t.access).await["email_verified"], true, "{b}");
-    }
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn resend_verification_supersedes_the_older_token() {
-    for backend in backends().await {
-        let b = backend.name;
-        let echo = Echo::start("app").await;
-        let gw = mail_gateway(&backend, &echo).await;
-        let email = "resend@example.com";
-        let t = register_and_login(&gw, email).await;
-        let first = verify_token(&gw, email, 1).await;
-
-        // Case does not matter for the address.
-        assert_accepted(&resend(&gw, "Resend@Example.com").await, b);
-        let second = verify_token(&gw, email, 2).await;
-        assert_ne!(first, second, "{b}: a fresh token per mail");
-
-        problem(
-            &verify(&gw, &first).await,
-            400,
-            "invalid_verification_token",
-        );
-        assert_eq!(me(&gw, &t.access).await["email_verified"], false, "{b}");
-        let r = verify(&gw, &second).await;
-        assert_eq!(r.status, 204, "{b}: {}", r.text);
-        assert_eq!(me(&gw, &t.access).await["email_verified"], true, "{b}");
-    }
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn verification_token_expires_after_a_day() {
-    for backend in backends().await {
-        let b = backend.name;
-        let echo = Echo::start("app").await;
-        let gw = mail_gateway(&backend, &echo).await;
-        let email = "expire-verify@example.com";
-        let t = register_and_login(&gw, email).await;
-        let token = verify_token(&gw, email, 1).await;
-        let clock = &gw.state.accounts.clock;
-        clock.advance(chrono::Duration::hours(24) + chrono::Duration::minutes(1));
-        problem(
-            &verify(&gw, &token).await,
-            400,
-            "invalid_verification_token",
-        );
-        assert_eq!(me(&gw, &t.access).await["email_verified"], false, "{b}");
-
-        // A new mail brings a token that works.
-        assert_accepted(&resend(&gw, email).await, b);
-        let fresh = verify_token(&gw, email, 2).await;
-        clock.advance(chrono::Duration::hours(23));
-        let r = verify(&gw, &fresh).await;
-        assert_eq!(r.status, 204, "{b}: 23 h old is still valid: {}", r.text);
-        assert_eq!(me(&gw, &t.access).await["email_verified"], true, "{b}");
-    }
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn changing_the_email_needs_the_password_and_restarts_verification() {
-    for backend in backends().await {
-        let b = backend.name;
-        let echo = Echo::start("app").await;
-        let gw = mail_gateway(&backend, &echo).await;
-        let (old, new) = ("change-old@example.com", "change-new@example.com");
-        let t = register_and_login(&gw, old).await;
-        let old_token = verify_token(&gw, old, 1).await;
-        register(&gw, "taken@example.com").await;
-        nth_with(&gw, "taken@example.com", VERIFY_SUBJECT, 1).await;
-
-        // Refusals: nothing changes and nothing is mailed.
-        let r = patch_me(&gw, &t.access, json!({ "email": new })).await;
-        assert_field(&r, "current_password", &format!("{b}: missing"));
-        let body = json!({ "email": new, "current_password": "wrong password!" });
-        let r = patch_me(&gw, &t.access, body).await;
-        assert_field(&r, "current_password", &format!("{b}: wrong"));
-        let body = json!({ "email": "not-an-email", "current_password": PASSWORD });
-        let r = patch_me(&gw, &t.access, body).await;
-        assert_field(&r, "email", &format!("{b}: malformed"));
-        for taken in ["taken@example.com", "TAKEN@example.com"] {
-            let body = json!({ "email": taken, "current_password": PASSWORD });
-            let r = patch_me(&gw, &t.access, body).await;
-            problem(&r, 409, "email_taken");
-        }
-        assert_eq!(me(&gw, &t.access).await["email"], old, "{b}");
-        assert_mail_count(&gw, new, 0).await;
-        assert_count_with(&gw, "taken@example.com", VERIFY_SUBJECT, 1).await;
-
-        let body = json!({ "email": new, "current_password": PASSWORD });
-        let r = patch_me(&gw, &t.access, body).await;
-        assert_eq!(r.status, 200, "{b}: {}", r.text);
-        assert_eq!(r.json()["email"], new, "{b}: {}", r.text);
-        assert_eq!(r.json()["email_verified"], false, "{b}: {}", r.text);
-
-        // The token mailed to the old address no longer verifies anything.
-        let new_token = verify_token(&gw, new, 1).await;
-        problem(
-            &verify(&gw, &old_token).await,
-            400,
-            "invalid_verification_token",
-        );
-        assert_eq!(me(&gw, &t.access).await["email_verified"], false, "{b}");
-        let r = verify(&gw, &new_token).await;
-        assert_eq!(r.status, 204, "{b}: {}", r.text);
-        let profile = me(&gw, &t.access).await;
-        assert_eq!(profile["email"], new, "{b}");
-        assert_eq!(profile["email_verified"], true, "{b}: {profile}");
-        assert_count_with(&gw, old, VERIFY_SUBJECT, 1).await;
-
-        // A verified address changed again is unverified again.
-        let newer = "change-newer@example.com";
-        let body = json!({ "email": newer, "current_password": PASSWORD });
-        let r = patch_me(&gw, &t.access, body).await;
-        assert_eq!(r.status, 200, "{b}: {}", r.text);
-        assert_eq!(me(&gw, &t.access).await["email_verified"], false, "{b}");
-        verify_token(&gw, newer, 1).await;
-        // The old address is free again and the new one logs in.
-        register(&gw, old).await;
-        login(&gw, newer).await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_profile_change_applies_whole_or_not_at_all() {
-    for backend in backends().await {
-        let b = backend.name;
-        let echo = Echo::start("app").await;
-        let gw = mail_gateway(&backend, &echo).await;
-        register(&gw, &format!("{b}-taken@example.com")).await;
-        let email = format!("{b}-whole@example.com");
-        let t = register_and_login(&gw, &email).await;
-
-        // The new username is free, the new email is taken: nothing changes.
-        let r = patch_me(
-            &gw,
-            &t.access,
-            json!({"username": "brand_new", "email": format!("{b}-TAKEN@example.com"),
-                   "current_password": PASSWORD}),
-        )
-        .await;
-        problem(&r, 409, "email_taken");
-        let profile = me(&gw, &t.access).await;
-        assert_eq!(profile["username"], Value::Null, "{b}: {profile}");
-        assert_eq!(profile["email"], email.as_str(), "{b}");
-
-        // Both free: both change at once.
-        let moved = format!("{b}-moved@example.com");
-        let r = patch_me(
-            &gw,
-            &t.access,
-            json!({"username": "brand_new", "email": moved, "current_password": PASSWORD}),
-        )
-        .await;
-        assert_eq!(r.status, 200, "{b}: {}", r.text);
-        let profile = me(&gw, &t.access).await;
-        assert_eq!(profile["username"], "brand_new", "{b}");
-        assert_eq!(profile["email"], moved.as_str(), "{b}");
-        assert_eq!(profile["email_verified"], false, "{b}");
-    }
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn required_verification_blocks_only_the_right_password_until_verified() {
-    for backend in backends().await {
-        let b = backend.name;
-        let echo = Echo::start("app").await;
-        let extra = format!("require_email_verification = true\n{MAIL_FILE}");
-        let gw = start(&backend, &echo, &extra).await;
-        let email = "must-verify@example.com";
-        register(&gw, email).await;
-
-        let r = login_as(&gw, email, PASSWORD, UA).await;
-        problem(&r, 403, "email_unverified");
-        assert!(!r.text.contains("access_token"), "{b}: {}", r.text);
-        let r = login_as(&gw, email, "wrong password!", UA).await;
-        problem(&r, 401, "invalid_credentials");
-        let r = login_as(&gw, "nobody@example.com", PASSWORD, UA).await;
-        problem(&r, 401, "invalid_credentials");
-
-        let token = verify_token(&gw, email, 1).await;
-        let r = verify(&gw, &token).await;
-        assert_eq!(r.status, 204, "{b}: {}", r.text);
-        let t = login(&gw, email).await;
-        assert_eq!(me(&gw, &t.access).await["email_verified"], true, "{b}");
-        assert_eq!(api(&gw, &t.access).await.status, 200, "{b}");
-        let r = login_as(&gw, email, "wrong password!", UA).await;
-        problem(&r, 401, "invalid_credentials");
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
