@@ -3,6 +3,8 @@
 # fixed nginx upstream, and wrk output parsing.
 
 bin_dir="${CARGO_TARGET_DIR:-target}/release"
+# Optional CPU pinning, as a command prefix ("taskset -c 1"): GATEWAY_PIN for
+# the gateway, CLIENT_PIN for nginx (and, in the scripts, the load tools).
 
 ensure_tools() { # ensure_tools [PACKAGE...]: wrk, nginx and PACKAGEs from Debian's packages, the release build
   local need=() p
@@ -46,12 +48,12 @@ http {
   }
 }
 CONF
-  "$(command -v nginx || echo /usr/sbin/nginx)" -p "$work/nginx" -c "$work/nginx/nginx.conf" &
+  ${CLIENT_PIN:-} "$(command -v nginx || echo /usr/sbin/nginx)" -p "$work/nginx" -c "$work/nginx/nginx.conf" &
   pids+=($!)
 }
 
 start_gateway() { # start_gateway CONFIG ADMIN_PORT: the release binary, until /healthz answers; sets gateway_pid
-  RUST_LOG=warn "$bin_dir/portcullis" serve --config "$1" >"$work/gateway.log" 2>&1 &
+  RUST_LOG=warn ${GATEWAY_PIN:-} "$bin_dir/portcullis" serve --config "$1" >"$work/gateway.log" 2>&1 &
   pids+=($!)
   gateway_pid=$!
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$2/healthz" >/dev/null && return 0; sleep 0.1; done
@@ -63,7 +65,9 @@ p99() { awk '$1 == "99%" { v = $2; if (v ~ /us$/) { sub(/us$/, "", v); v /= 1000
 p50() { awk '$1 == "50%" { v = $2; if (v ~ /us$/) { sub(/us$/, "", v); v /= 1000 } else if (v ~ /ms$/) { sub(/ms$/, "", v) } else if (v ~ /s$/) { sub(/s$/, "", v); v *= 1000 } print v }' "$1"; }
 rps() { awk '/^Requests\/sec:/ { print $2 }' "$1"; }
 requests() { awk '/requests in/ { print $1 }' "$1"; }
-errors() { awk '/Non-2xx/ { n += $NF } /Socket errors/ { n += 1 } END { print n + 0 }' "$1"; }
+errors() { # non-2xx answers plus socket errors (connect, read, write, timeout)
+  awk '/Non-2xx/ { n += $NF } /Socket errors/ { gsub(/,/, ""); n += $4 + $6 + $8 + $10 } END { print n + 0 }' "$1"
+}
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 cpu_ticks() { # cpu_ticks PID: utime + stime in clock ticks
