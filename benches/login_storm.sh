@@ -119,7 +119,7 @@ per_round() { # per_round LOAD AWK_EXPR: EXPR of q1, s, q2 (the three p99s) for 
   for round in $(seq "$ROUNDS"); do
     printf '%s %s %s\n' "$(seg_p99 "$work/$1.quiet1.$round")" "$(seg_p99 "$work/$1.storm.$round")" \
       "$(seg_p99 "$work/$1.quiet2.$round")"
-  done | awk "{ q1 = \$1; s = \$2; q2 = \$3; printf \"%.3f\\n\", $2 }"
+  done | awk "{ q1 = \$1; s = \$2; q2 = \$3; if (q1 > 0 && q2 > 0) printf \"%.3f\\n\", $2 }"
 }
 summary() { # summary: "median (min-max)" of numbers on stdin
   sort -n | awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2;
@@ -132,7 +132,7 @@ errs() { # errs LOAD: failed proxied requests over every segment of LOAD
   for f in "$work/$1".quiet1.* "$work/$1".storm.* "$work/$1".quiet2.*; do seg_errors "$f"; done |
     awk '{ n += $1 } END { print n + 0 }'
 }
-login_errs() { # login_errs LOAD: logins that failed or that wrk gave up on (its 2 s timeout)
+login_errs() { # login_errs LOAD: logins that failed or that wrk gave up on (after 10 s)
   for f in "$work/$1".logins.*; do errors "$f"; done | awk '{ n += $1 } END { print n + 0 }'
 }
 
