@@ -69,6 +69,15 @@ pub struct NewSession<'a> {
     pub max_sessions: u32,
 }
 
+/// A user's live sessions, newest first; served by the partial index
+/// `sessions_user_live` (migration 0004), so revoked sessions, which are
+/// kept, cost nothing here however many pile up.
+fn live_sql() -> String {
+    format!(
+        "SELECT {COLUMNS} FROM sessions WHERE user_id = $1 AND revoked_at IS NULL ORDER BY created_at DESC, id DESC"
+    )
+}
+
 /// Creates a session with its first refresh token and revokes the oldest
 /// live sessions beyond `max_sessions`. Returns the session and the ids
 /// evicted, all in one transaction.
@@ -79,9 +88,7 @@ pub async fn create(
 ) -> Result<(Session, Vec<Uuid>), StoreError> {
     let id = Uuid::now_v7();
     let amr = to_json_list(new.amr);
-    let live_sql = format!(
-        "SELECT {COLUMNS} FROM sessions WHERE user_id = $1 AND revoked_at IS NULL ORDER BY created_at DESC, id DESC"
-    );
+    let live_sql = live_sql();
     let evicted = bounded(async {
         on_db!(db, |pool| {
             let mut tx = pool.begin().await?;
@@ -287,9 +294,7 @@ pub async fn list_live(
     user_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<Vec<Session>, StoreError> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM sessions WHERE user_id = $1 AND revoked_at IS NULL ORDER BY created_at DESC, id DESC"
-    );
+    let sql = live_sql();
     bounded(async {
         let rows = on_db!(db, |pool| sqlx::query_as::<_, SessionRow>(
             sqlx::AssertSqlSafe(sql.as_str())
@@ -327,4 +332,42 @@ pub async fn revoked_unexpired(db: &Db, now: DateTime<Utc>) -> Result<Vec<Uuid>,
             .collect())
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DatabaseConfig;
+
+    /// The live-session query must not walk a user's revoked sessions: a
+    /// login (max_sessions_per_user) ran it on every session the account
+    /// ever had, and slowed down with each one.
+    #[tokio::test]
+    async fn live_sessions_are_read_through_the_partial_index() {
+        let config = DatabaseConfig {
+            url: "sqlite::memory:".into(),
+            max_connections: 1,
+            auto_migrate: true,
+        };
+        let db = Db::connect(&config, std::path::Path::new("."))
+            .await
+            .unwrap();
+        db.migrate().await.unwrap();
+        let Db::Sqlite(pool) = &db else {
+            unreachable!("sqlite::memory: is SQLite")
+        };
+        let explain = format!("EXPLAIN QUERY PLAN {}", live_sql());
+        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(explain))
+            .bind(Uuid::nil())
+            .fetch_all(pool)
+            .await
+            .unwrap();
+        let details: Vec<&str> = plan.iter().map(|row| row.3.as_str()).collect();
+        assert!(
+            details
+                .iter()
+                .any(|d| d.contains("USING INDEX sessions_user_live")),
+            "plan: {details:?}"
+        );
+    }
 }
