@@ -49,11 +49,16 @@ pub fn code(secret: &[u8], step: i64) -> String {
     )
 }
 
+/// `candidate` without its spaces, when that is `DIGITS` ASCII digits.
+fn normalized(candidate: &str) -> Option<String> {
+    let digits: String = candidate.chars().filter(|c| !c.is_whitespace()).collect();
+    (digits.len() == DIGITS && digits.bytes().all(|b| b.is_ascii_digit())).then_some(digits)
+}
+
 /// Whether `candidate` has the shape of a code: `DIGITS` ASCII digits,
 /// spaces ignored.
 pub fn looks_like_code(candidate: &str) -> bool {
-    let digits = candidate.chars().filter(|c| !c.is_whitespace());
-    digits.clone().count() == DIGITS && digits.into_iter().all(|c| c.is_ascii_digit())
+    normalized(candidate).is_some()
 }
 
 /// The step whose code `candidate` is, within the drift window around
@@ -65,10 +70,7 @@ pub fn matching_step(
     unix_secs: i64,
     used_up_to: Option<i64>,
 ) -> Option<i64> {
-    if !looks_like_code(candidate) {
-        return None;
-    }
-    let candidate: String = candidate.chars().filter(|c| !c.is_whitespace()).collect();
+    let candidate = normalized(candidate)?;
     let now = step_at(unix_secs);
     // Check every step in the window (no early exit on a match).
     let mut found = None;
