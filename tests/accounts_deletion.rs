@@ -16,8 +16,9 @@ use common::accounts::{
 };
 use common::http::{bearer, problem, send, Resp};
 use common::keys::{key_routes, new_key, superuser, with_key};
-use common::mail::{mails_to, Mail, MAIL_FILE};
+use common::mail::{mails_to, MAIL_FILE};
 use common::orgs::{add, create_org, get, member_roles, set_role, user};
+use common::recovery::nth_with;
 use common::*;
 use serde_json::{json, Value};
 
@@ -112,17 +113,6 @@ async fn purge_after(gw: &TestGateway, email: &str, minutes: i64) {
     assert_eq!(refresh(gw, &probe.refresh).await.status, 401);
 }
 
-/// Waits (up to 10 s) for a mail to `to` with `subject`.
-async fn mail_with_subject(gw: &TestGateway, to: &str, subject: &str) -> Mail {
-    for _ in 0..200 {
-        if let Some(m) = mails_to(gw, to).into_iter().find(|m| m.subject == subject) {
-            return m;
-        }
-        tokio::time::sleep(StdDuration::from_millis(50)).await;
-    }
-    panic!("no mail {subject:?} to {to}: {:?}", mails_to(gw, to));
-}
-
 /// `SELECT COUNT(*) … WHERE … = $1` with `id`, straight in the database.
 async fn count(gw: &TestGateway, backend: &Backend, sql: &'static str, id: &str) -> i64 {
     let id = uuid::Uuid::parse_str(id).unwrap();
@@ -212,7 +202,7 @@ async fn scheduling_needs_the_password_and_stops_every_session_and_key_at_once()
         let r = with_key(&gw, "/k/x", &bystander_key.key).await;
         assert_eq!(r.status, 200, "{b}: {}", r.text);
 
-        let mail = mail_with_subject(&gw, email, DELETION_SUBJECT).await;
+        let mail = nth_with(&gw, email, DELETION_SUBJECT, 1).await;
         assert!(mail.body.contains(&when), "{b}: the date: {}", mail.body);
         assert!(mails_to(&gw, "stays@example.com")
             .iter()

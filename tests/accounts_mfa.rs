@@ -7,13 +7,12 @@
 
 mod common;
 
-use common::accounts::PASSWORD;
-use common::http::{problem, Resp};
+use common::accounts::{me, PASSWORD};
+use common::http::{assert_field, problem, Resp};
 use common::login::LOCKOUT_FAR;
 use common::mfa::{
-    access_of, advance_steps, align, amr, assert_field, assert_mfa_code_refused, code, enable,
-    login_recovery, login_with, me, mfa_user, post_auth, recovery_codes, register, setup, start,
-    wrong_code,
+    access_of, advance_steps, align, amr, assert_mfa_code_refused, code, enable, login_recovery,
+    login_with, mfa_user, post_auth, recovery_codes, register, setup, start, wrong_code,
 };
 use common::*;
 use serde_json::json;

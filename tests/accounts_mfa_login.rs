@@ -9,14 +9,15 @@
 
 mod common;
 
-use common::accounts::{api, refresh, Tokens, PASSWORD};
+use common::accounts::{api, me, refresh, Tokens, PASSWORD};
 use common::http::{bearer, problem, send, Resp};
 use common::login::{form, LOCKOUT_3, LOCKOUT_FAR};
-use common::mail::{mails_to, Mail, MAIL_FILE};
+use common::mail::MAIL_FILE;
 use common::mfa::{
-    access_of, advance_steps, amr, assert_mfa_code_refused, code, login_recovery, login_with, me,
+    access_of, advance_steps, amr, assert_mfa_code_refused, code, login_recovery, login_with,
     mfa_user, register, start, wrong_code,
 };
+use common::recovery::{forgot, nth_with, reset, RESET_SUBJECT};
 use common::*;
 use serde_json::json;
 
@@ -257,17 +258,6 @@ async fn mfa_routes_take_only_otp_tokens() {
     }
 }
 
-/// Waits (up to 10 s) for a mail to `to` with `subject`; returns the newest.
-async fn mail_with_subject(gw: &TestGateway, to: &str, subject: &str) -> Mail {
-    for _ in 0..200 {
-        if let Some(m) = mails_to(gw, to).into_iter().rfind(|m| m.subject == subject) {
-            return m;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("no mail {subject:?} to {to}: {:?}", mails_to(gw, to));
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn password_reset_does_not_turn_totp_off() {
     for backend in backends().await {
@@ -277,21 +267,11 @@ async fn password_reset_does_not_turn_totp_off() {
         let u = mfa_user(&gw, "reset@example.com").await;
         let email = u.email.as_str();
 
-        let r = send(
-            client()
-                .post(gw.url("/auth/forgot-password"))
-                .json(&json!({ "email": email })),
-        )
-        .await;
+        let r = forgot(&gw, email).await;
         assert_eq!(r.status, 202, "{b}: {}", r.text);
-        let mail = mail_with_subject(&gw, email, "Reset your password").await;
+        let mail = nth_with(&gw, email, RESET_SUBJECT, 1).await;
         let new = "a brand new passphrase here";
-        let r = send(
-            client()
-                .post(gw.url("/auth/reset-password"))
-                .json(&json!({"token": mail.token(), "new_password": new})),
-        )
-        .await;
+        let r = reset(&gw, &mail.token(), new).await;
         assert_eq!(r.status, 204, "{b}: {}", r.text);
         assert_eq!(api(&gw, &u.before.access).await.status, 401, "{b}");
 

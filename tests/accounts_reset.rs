@@ -18,20 +18,9 @@ use common::*;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-const RESET_SUBJECT: &str = "Reset your password";
-const RESET_LINK: &str = "https://app.example.test/reset-password?token=";
 const NEW_PASSWORD: &str = "a brand new passphrase 42";
 const THROTTLE_2: &str =
     "throttle = { login = \"1000/m\", register = \"1000/m\", forgot_password = \"2/h\" }";
-
-async fn forgot(gw: &TestGateway, email: &str) -> Resp {
-    post_to(gw, "/auth/forgot-password", json!({ "email": email })).await
-}
-
-async fn reset(gw: &TestGateway, token: &str, new_password: &str) -> Resp {
-    let body = json!({ "token": token, "new_password": new_password });
-    post_to(gw, "/auth/reset-password", body).await
-}
 
 /// The token of the `n`-th reset mail, checking the mail's shape.
 async fn reset_token(gw: &TestGateway, to: &str, n: usize) -> String {
@@ -307,7 +296,7 @@ async fn reset_keeps_totp_required() {
             json!({ "email": email, "password": NEW_PASSWORD, "totp_code": code(clock.now()) });
         let r = send(client().post(gw.url("/auth/login")).json(&body)).await;
         let t = Tokens::from(&r);
-        assert_eq!(me(&gw, &t.access).await["mfa_enabled"], true, "{b}");
+        assert_eq!(me(&gw, &t.access).await.json()["mfa_enabled"], true, "{b}");
     }
 }
 

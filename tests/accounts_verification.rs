@@ -16,10 +16,6 @@ use common::recovery::*;
 use common::*;
 use serde_json::{json, Value};
 
-async fn verify(gw: &TestGateway, token: &str) -> Resp {
-    post_to(gw, "/auth/verify-email", json!({ "token": token })).await
-}
-
 async fn patch_me(gw: &TestGateway, access: &str, body: Value) -> Resp {
     send(
         client()
@@ -38,7 +34,11 @@ async fn registration_mails_a_verification_token_that_verifies_once() {
         let gw = mail_gateway(&backend, &echo).await;
         let email = "verify@example.com";
         let t = register_and_login(&gw, email).await;
-        assert_eq!(me(&gw, &t.access).await["email_verified"], false, "{b}");
+        assert_eq!(
+            me(&gw, &t.access).await.json()["email_verified"],
+            false,
+            "{b}"
+        );
 
         let token = verify_token(&gw, email, 1).await;
         let mail = nth_with(&gw, email, VERIFY_SUBJECT, 1).await;
@@ -52,12 +52,16 @@ async fn registration_mails_a_verification_token_that_verifies_once() {
             let r = verify(&gw, bad).await;
             problem(&r, 400, "invalid_verification_token");
         }
-        assert_eq!(me(&gw, &t.access).await["email_verified"], false, "{b}");
+        assert_eq!(
+            me(&gw, &t.access).await.json()["email_verified"],
+            false,
+            "{b}"
+        );
 
         let r = verify(&gw, &token).await;
         assert_eq!(r.status, 204, "{b}: {}", r.text);
         assert_eq!(r.text, "");
-        let profile = me(&gw, &t.access).await;
+        let profile = me(&gw, &t.access).await.json();
         assert_eq!(profile["email_verified"], true, "{b}: {profile}");
         assert_eq!(profile["email"], email);
 
@@ -71,7 +75,11 @@ async fn registration_mails_a_verification_token_that_verifies_once() {
         // Already verified: resend answers the same 202 and mails nothing.
         assert_accepted(&resend(&gw, email).await, b);
         assert_count_with(&gw, email, VERIFY_SUBJECT, 1).await;
-        assert_eq!(me(&gw, &t.access).await["email_verified"], true, "{b}");
+        assert_eq!(
+            me(&gw, &t.access).await.json()["email_verified"],
+            true,
+            "{b}"
+        );
     }
 }
 
@@ -95,10 +103,18 @@ async fn resend_verification_supersedes_the_older_token() {
             400,
             "invalid_verification_token",
         );
-        assert_eq!(me(&gw, &t.access).await["email_verified"], false, "{b}");
+        assert_eq!(
+            me(&gw, &t.access).await.json()["email_verified"],
+            false,
+            "{b}"
+        );
         let r = verify(&gw, &second).await;
         assert_eq!(r.status, 204, "{b}: {}", r.text);
-        assert_eq!(me(&gw, &t.access).await["email_verified"], true, "{b}");
+        assert_eq!(
+            me(&gw, &t.access).await.json()["email_verified"],
+            true,
+            "{b}"
+        );
     }
 }
 
@@ -118,7 +134,11 @@ async fn verification_token_expires_after_a_day() {
             400,
             "invalid_verification_token",
         );
-        assert_eq!(me(&gw, &t.access).await["email_verified"], false, "{b}");
+        assert_eq!(
+            me(&gw, &t.access).await.json()["email_verified"],
+            false,
+            "{b}"
+        );
 
         // A new mail brings a token that works.
         assert_accepted(&resend(&gw, email).await, b);
@@ -126,7 +146,11 @@ async fn verification_token_expires_after_a_day() {
         clock.advance(chrono::Duration::hours(23));
         let r = verify(&gw, &fresh).await;
         assert_eq!(r.status, 204, "{b}: 23 h old is still valid: {}", r.text);
-        assert_eq!(me(&gw, &t.access).await["email_verified"], true, "{b}");
+        assert_eq!(
+            me(&gw, &t.access).await.json()["email_verified"],
+            true,
+            "{b}"
+        );
     }
 }
 
@@ -156,7 +180,7 @@ async fn changing_the_email_needs_the_password_and_restarts_verification() {
             let r = patch_me(&gw, &t.access, body).await;
             problem(&r, 409, "email_taken");
         }
-        assert_eq!(me(&gw, &t.access).await["email"], old, "{b}");
+        assert_eq!(me(&gw, &t.access).await.json()["email"], old, "{b}");
         assert_mail_count(&gw, new, 0).await;
         assert_count_with(&gw, "taken@example.com", VERIFY_SUBJECT, 1).await;
 
@@ -173,10 +197,14 @@ async fn changing_the_email_needs_the_password_and_restarts_verification() {
             400,
             "invalid_verification_token",
         );
-        assert_eq!(me(&gw, &t.access).await["email_verified"], false, "{b}");
+        assert_eq!(
+            me(&gw, &t.access).await.json()["email_verified"],
+            false,
+            "{b}"
+        );
         let r = verify(&gw, &new_token).await;
         assert_eq!(r.status, 204, "{b}: {}", r.text);
-        let profile = me(&gw, &t.access).await;
+        let profile = me(&gw, &t.access).await.json();
         assert_eq!(profile["email"], new, "{b}");
         assert_eq!(profile["email_verified"], true, "{b}: {profile}");
         assert_count_with(&gw, old, VERIFY_SUBJECT, 1).await;
@@ -186,7 +214,11 @@ async fn changing_the_email_needs_the_password_and_restarts_verification() {
         let body = json!({ "email": newer, "current_password": PASSWORD });
         let r = patch_me(&gw, &t.access, body).await;
         assert_eq!(r.status, 200, "{b}: {}", r.text);
-        assert_eq!(me(&gw, &t.access).await["email_verified"], false, "{b}");
+        assert_eq!(
+            me(&gw, &t.access).await.json()["email_verified"],
+            false,
+            "{b}"
+        );
         verify_token(&gw, newer, 1).await;
         // The old address is free again and the new one logs in.
         register(&gw, old).await;
@@ -213,7 +245,7 @@ async fn a_profile_change_applies_whole_or_not_at_all() {
         )
         .await;
         problem(&r, 409, "email_taken");
-        let profile = me(&gw, &t.access).await;
+        let profile = me(&gw, &t.access).await.json();
         assert_eq!(profile["username"], Value::Null, "{b}: {profile}");
         assert_eq!(profile["email"], email.as_str(), "{b}");
 
@@ -226,7 +258,7 @@ async fn a_profile_change_applies_whole_or_not_at_all() {
         )
         .await;
         assert_eq!(r.status, 200, "{b}: {}", r.text);
-        let profile = me(&gw, &t.access).await;
+        let profile = me(&gw, &t.access).await.json();
         assert_eq!(profile["username"], "brand_new", "{b}");
         assert_eq!(profile["email"], moved.as_str(), "{b}");
         assert_eq!(profile["email_verified"], false, "{b}");
@@ -255,7 +287,11 @@ async fn required_verification_blocks_only_the_right_password_until_verified() {
         let r = verify(&gw, &token).await;
         assert_eq!(r.status, 204, "{b}: {}", r.text);
         let t = login(&gw, email).await;
-        assert_eq!(me(&gw, &t.access).await["email_verified"], true, "{b}");
+        assert_eq!(
+            me(&gw, &t.access).await.json()["email_verified"],
+            true,
+            "{b}"
+        );
         assert_eq!(api(&gw, &t.access).await.status, 200, "{b}");
         let r = login_as(&gw, email, "wrong password!", UA).await;
         problem(&r, 401, "invalid_credentials");

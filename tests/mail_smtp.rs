@@ -17,13 +17,12 @@ use std::time::{Duration, Instant};
 use common::accounts::*;
 use common::http::*;
 use common::mail::Mail;
+use common::recovery::{verify, RESET_LINK, RESET_SUBJECT, VERIFY_LINK, VERIFY_SUBJECT};
 use common::*;
 use serde_json::json;
 
 const FROM: &str = "Portcullis <no-reply@example.test>";
 const FROM_ADDR: &str = "no-reply@example.test";
-const VERIFY_SUBJECT: &str = "Confirm your email address";
-const RESET_SUBJECT: &str = "Reset your password";
 const NEW_PASSWORD: &str = "a brand new passphrase 42";
 /// How long an HTTP answer may take while mail is failing: generous for a
 /// loaded machine, far below the 15 s SMTP timeout a synchronous send would
@@ -195,12 +194,6 @@ fn check_delivered(mail: &Mail, to: &str, subject: &str, link: &str) -> String {
     mail.token()
 }
 
-async fn me(gw: &TestGateway, access: &str) -> serde_json::Value {
-    let r = authed(gw, reqwest::Method::GET, "/auth/me", access).await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    r.json()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn smtp_delivers_the_verification_mail_and_its_token_verifies() {
     let test = "smtp_delivers_the_verification_mail_and_its_token_verifies";
@@ -218,18 +211,16 @@ async fn smtp_delivers_the_verification_mail_and_its_token_verifies() {
         let mail = smtp
             .wait_for(email, VERIFY_SUBJECT, Duration::from_secs(10))
             .await;
-        let link = "https://app.example.test/verify-email?token=";
-        let token = check_delivered(&mail, email, VERIFY_SUBJECT, link);
+        let token = check_delivered(&mail, email, VERIFY_SUBJECT, VERIFY_LINK);
         assert!(!mail.body.contains(PASSWORD), "{b}: {}", mail.body);
 
-        let r = send(
-            client()
-                .post(gw.url("/auth/verify-email"))
-                .json(&json!({ "token": token })),
-        )
-        .await;
+        let r = verify(&gw, &token).await;
         assert_eq!(r.status, 204, "{b}: {}", r.text);
-        assert_eq!(me(&gw, &t.access).await["email_verified"], true, "{b}");
+        assert_eq!(
+            me(&gw, &t.access).await.json()["email_verified"],
+            true,
+            "{b}"
+        );
 
         // One message, to that recipient only.
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -274,8 +265,7 @@ async fn smtp_delivers_the_reset_mail_and_its_token_resets_the_password() {
         let mail = smtp
             .wait_for(email, RESET_SUBJECT, Duration::from_secs(10))
             .await;
-        let link = "https://app.example.test/reset-password?token=";
-        let token = check_delivered(&mail, email, RESET_SUBJECT, link);
+        let token = check_delivered(&mail, email, RESET_SUBJECT, RESET_LINK);
         assert!(!mail.raw.contains("evil.example"), "{b}: {}", mail.raw);
 
         let r = send(
@@ -391,14 +381,8 @@ async fn mail_is_delivered_once_a_stopped_smtp_server_is_back() {
         let mail = smtp
             .wait_for(email, VERIFY_SUBJECT, Duration::from_secs(30))
             .await;
-        let link = "https://app.example.test/verify-email?token=";
-        let token = check_delivered(&mail, email, VERIFY_SUBJECT, link);
-        let r = send(
-            client()
-                .post(gw.url("/auth/verify-email"))
-                .json(&json!({ "token": token })),
-        )
-        .await;
+        let token = check_delivered(&mail, email, VERIFY_SUBJECT, VERIFY_LINK);
+        let r = verify(&gw, &token).await;
         assert_eq!(r.status, 204, "{b}: {}", r.text);
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(smtp.messages().len(), 1, "{b}: delivered exactly once");

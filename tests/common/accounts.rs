@@ -104,6 +104,13 @@ pub async fn api(gw: &TestGateway, token: &str) -> Resp {
     .await
 }
 
+/// `GET /auth/me`, which must answer 200.
+pub async fn me(gw: &TestGateway, access: &str) -> Resp {
+    let r = authed(gw, reqwest::Method::GET, "/auth/me", access).await;
+    assert_eq!(r.status, 200, "GET /auth/me: {}", r.text);
+    r
+}
+
 pub async fn authed(gw: &TestGateway, method: reqwest::Method, path: &str, token: &str) -> Resp {
     send(
         client()

@@ -43,3 +43,9 @@ pub fn problem(r: &Resp, status: u16, code: &str) {
 pub fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
+
+/// A 422 naming `field`.
+pub fn assert_field(r: &Resp, field: &str, ctx: &str) {
+    problem(r, 422, "validation_failed");
+    assert_eq!(r.json()["field"], field, "{ctx}: {}", r.text);
+}

@@ -105,17 +105,6 @@ pub async fn post_auth(gw: &TestGateway, path: &str, token: &str, body: Value) -
     .await
 }
 
-pub async fn me(gw: &TestGateway, token: &str) -> Resp {
-    let r = send(
-        client()
-            .get(gw.url("/auth/me"))
-            .header("Authorization", bearer(token)),
-    )
-    .await;
-    assert_eq!(r.status, 200, "me: {}", r.text);
-    r
-}
-
 /// `POST /auth/mfa/totp/setup` answered 200: (secret, otpauth URI).
 pub async fn setup(gw: &TestGateway, token: &str) -> (String, String) {
     let r = post_auth(gw, "/auth/mfa/totp/setup", token, json!({})).await;
@@ -179,11 +168,6 @@ pub fn access_of(r: &Resp, ctx: &str) -> String {
         .as_str()
         .unwrap_or_else(|| panic!("{ctx}: {}", r.text))
         .to_string()
-}
-
-pub fn assert_field(r: &Resp, field: &str, ctx: &str) {
-    problem(r, 422, "validation_failed");
-    assert_eq!(r.json()["field"], field, "{ctx}: {}", r.text);
 }
 
 pub fn assert_mfa_code_refused(r: &Resp, ctx: &str) {

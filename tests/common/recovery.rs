@@ -15,6 +15,8 @@ use super::*;
 
 pub const VERIFY_SUBJECT: &str = "Confirm your email address";
 pub const VERIFY_LINK: &str = "https://app.example.test/verify-email?token=";
+pub const RESET_SUBJECT: &str = "Reset your password";
+pub const RESET_LINK: &str = "https://app.example.test/reset-password?token=";
 
 pub async fn post_to(gw: &TestGateway, path: &str, body: Value) -> Resp {
     send(client().post(gw.url(path)).json(&body)).await
@@ -24,20 +26,22 @@ pub async fn resend(gw: &TestGateway, email: &str) -> Resp {
     post_to(gw, "/auth/resend-verification", json!({ "email": email })).await
 }
 
-pub async fn me(gw: &TestGateway, access: &str) -> Value {
-    let r = authed(gw, Method::GET, "/auth/me", access).await;
-    assert_eq!(r.status, 200, "GET /auth/me: {}", r.text);
-    r.json()
+pub async fn forgot(gw: &TestGateway, email: &str) -> Resp {
+    post_to(gw, "/auth/forgot-password", json!({ "email": email })).await
+}
+
+pub async fn reset(gw: &TestGateway, token: &str, new_password: &str) -> Resp {
+    let body = json!({ "token": token, "new_password": new_password });
+    post_to(gw, "/auth/reset-password", body).await
+}
+
+pub async fn verify(gw: &TestGateway, token: &str) -> Resp {
+    post_to(gw, "/auth/verify-email", json!({ "token": token })).await
 }
 
 pub fn assert_accepted(r: &Resp, ctx: &str) {
     assert_eq!(r.status, 202, "{ctx}: {}", r.text);
     assert_eq!(r.text, "", "{ctx}: a 202 carries no body");
-}
-
-pub fn assert_field(r: &Resp, field: &str, ctx: &str) {
-    problem(r, 422, "validation_failed");
-    assert_eq!(r.json()["field"], field, "{ctx}: {}", r.text);
 }
 
 /// Mails to `to` with `subject`, oldest first.
