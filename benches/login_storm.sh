@@ -3,18 +3,23 @@
 # concurrent login storm does to the p99 of proxied requests. Loopback
 # only; bounded in time; leaves nothing running.
 #
-# Every round runs three back-to-back segments per proxied load: quiet,
-# storm, quiet. The storm's effect is its p99 over the mean of the two quiet
-# p99s around it (drift on a shared machine cancels); the two quiet segments
-# against each other give the harness's own noise in the same run. Medians
-# over the rounds are reported, with their ranges.
-#
 # Two proxied loads:
 #   paced      a fixed rate (PACED_SHARE of the capacity measured at the
 #              start, open loop, latency counted from when each request was
-#              due): a gateway with headroom, as in production
+#              due): a gateway with headroom, as in production. One
+#              `examples/paced_load` run of PACED_SECONDS switches the storm
+#              on and off underneath it in WINDOW-second windows (quiet A,
+#              storm, quiet B, repeated) and classes every request by the
+#              window it was due in, leaving out each window's first quarter
+#              (the previous window's tail). Fine interleaving spreads the
+#              machine's own hiccups evenly over the classes; quiet B against
+#              quiet A is the noise of the same run.
 #   saturated  wrk's closed loop with CONNS connections: as many requests as
-#              the machine can push; every CPU cycle the storm takes shows
+#              the machine can push; every CPU cycle the storm takes shows.
+#              Every round runs three back-to-back DURATION-second segments,
+#              quiet, storm, quiet; the storm's effect is its p99 over the
+#              mean of the quiet p99s around it, the median over the rounds
+#              is reported with its range, and quiet/quiet is the noise.
 #
 # With PIN=1 (the default, on 2 or more cores) the gateway gets the last core
 # to itself and nginx and every load tool the others, as in production where
@@ -23,8 +28,9 @@
 # proxy thread preempt the idle-class hashing thread at once. PIN=0 shares
 # every core among all of them (see benches/README.md for what that shows).
 #
-# Usage: benches/login_storm.sh   (ROUNDS=5 DURATION=5 LOADS="paced saturated"
-#        PIN=1 CONNS=8 PACED_SHARE=0.5 PACED_CONNS=16 STORM_CONNS=4)
+# Usage: benches/login_storm.sh   (LOADS="paced saturated" PIN=1 STORM_CONNS=4
+#        PACED_SECONDS=90 WINDOW=3 PACED_SHARE=0.2 PACED_CONNS=16
+#        ROUNDS=5 DURATION=5 CONNS=8)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,7 +39,9 @@ DURATION=${DURATION:-5}
 LOADS=${LOADS:-paced saturated}
 ARGON2_MEMORY_KIB=${ARGON2_MEMORY_KIB:-19456}   # the default cost; lower only to diagnose
 CONNS=${CONNS:-8}
-PACED_SHARE=${PACED_SHARE:-0.5}
+PACED_SHARE=${PACED_SHARE:-0.2}
+PACED_SECONDS=${PACED_SECONDS:-90}
+WINDOW=${WINDOW:-3}
 PACED_CONNS=${PACED_CONNS:-16}
 STORM_CONNS=${STORM_CONNS:-4}
 PIN=${PIN:-1}
@@ -86,66 +94,78 @@ $CLIENT_PIN wrk -t1 -c"$CONNS" -d3s "$PROXIED" > "$work/capacity"   # warm-up, a
 capacity=$(rps "$work/capacity")
 paced_rate=$(awk -v c="$capacity" -v s="$PACED_SHARE" 'BEGIN { printf "%d", c * s }')
 
-segment() { # segment LOAD FILE: one measurement of the proxied load; prints nothing
-  case "$1" in
-    paced) $CLIENT_PIN "$bin_dir/examples/paced_load" "$PROXIED" "$paced_rate" "$DURATION" "$PACED_CONNS" > "$2" ;;
-    saturated) $CLIENT_PIN wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$PROXIED" > "$2" ;;
-  esac
+printf '%s' "{\"email\":\"$EMAIL\",\"password\":\"$PASSWORD\"}" > "$work/login.json"
+
+paced_run() { # the interleaved paced run: one line per class, then the logins line
+  $CLIENT_PIN "$bin_dir/examples/paced_load" --storm "http://127.0.0.1:$GW/auth/login" \
+    --storm-body "$work/login.json" --storm-conns "$STORM_CONNS" --window "$WINDOW" \
+    --guard "$(awk -v w="$WINDOW" 'BEGIN { print w / 4 }')" \
+    "$PROXIED" "$paced_rate" "$PACED_SECONDS" "$PACED_CONNS" > "$work/paced"
 }
-seg_p99() { # seg_p99 FILE: p99 in ms of either tool's output
-  if grep -q '^requests=' "$1"; then sed -E 's/.*p99_ms=([0-9.]+).*/\1/' "$1"; else p99 "$1"; fi
-}
-seg_rps() {
-  if grep -q '^requests=' "$1"; then sed -E 's/.*rps=([0-9.]+).*/\1/' "$1"; else rps "$1"; fi
-}
-seg_errors() {
-  if grep -q '^requests=' "$1"; then sed -E 's/.*errors=([0-9]+).*/\1/' "$1"; else errors "$1"; fi
+field() { # field CLASS NAME: a value from the paced run's output
+  awk -v c="$1" -v f="$2" '$1 == "class=" c || (c == "" && $1 ~ /^logins=/) {
+    for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == f) print kv[2] } }' "$work/paced"
 }
 
-for round in $(seq "$ROUNDS"); do
-  for load in $LOADS; do
-    segment "$load" "$work/$load.quiet1.$round"
+saturated_rounds() { # quiet/storm/quiet wrk segments, ROUNDS times
+  local round storm
+  for round in $(seq "$ROUNDS"); do
+    $CLIENT_PIN wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$PROXIED" > "$work/quiet1.$round"
     $CLIENT_PIN wrk -t1 -c"$STORM_CONNS" -d"$((DURATION + 1))s" --timeout 10s --latency -s "$work/login.lua" \
-      "http://127.0.0.1:$GW/auth/login" > "$work/$load.logins.$round" &
+      "http://127.0.0.1:$GW/auth/login" > "$work/logins.$round" &
     storm=$!
     sleep 0.5
-    segment "$load" "$work/$load.storm.$round"
+    $CLIENT_PIN wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$PROXIED" > "$work/storm.$round"
     wait "$storm"
-    segment "$load" "$work/$load.quiet2.$round"
+    $CLIENT_PIN wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$PROXIED" > "$work/quiet2.$round"
   done
-done
-
-per_round() { # per_round LOAD AWK_EXPR: EXPR of q1, s, q2 (the three p99s) for each round
+}
+per_round() { # per_round AWK_EXPR: EXPR of q1, s, q2 (the three p99s) for each round
   for round in $(seq "$ROUNDS"); do
-    printf '%s %s %s\n' "$(seg_p99 "$work/$1.quiet1.$round")" "$(seg_p99 "$work/$1.storm.$round")" \
-      "$(seg_p99 "$work/$1.quiet2.$round")"
-  done | awk "{ q1 = \$1; s = \$2; q2 = \$3; if (q1 > 0 && q2 > 0) printf \"%.3f\\n\", $2 }"
+    printf '%s %s %s\n' "$(p99 "$work/quiet1.$round")" "$(p99 "$work/storm.$round")" "$(p99 "$work/quiet2.$round")"
+  done | awk "{ q1 = \$1; s = \$2; q2 = \$3; if (q1 > 0 && q2 > 0) printf \"%.3f\\n\", $1 }"
 }
 summary() { # summary: "median (min-max)" of numbers on stdin
   sort -n | awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2;
     printf "%.2f (%.2f-%.2f)", m, v[1], v[NR] }'
 }
-col() { # col LOAD SEGMENT FUNCTION: the median of FUNCTION over the rounds
-  for round in $(seq "$ROUNDS"); do "$3" "$work/$1.$2.$round"; done | median
+col() { # col SEGMENT FUNCTION: the median of FUNCTION over the rounds
+  for round in $(seq "$ROUNDS"); do "$2" "$work/$1.$round"; done | median
 }
-errs() { # errs LOAD: failed proxied requests over every segment of LOAD
-  for f in "$work/$1".quiet1.* "$work/$1".storm.* "$work/$1".quiet2.*; do seg_errors "$f"; done |
+sum_over() { # sum_over FUNCTION SEGMENT...: FUNCTION summed over those segments of every round
+  local fn=$1 round seg
+  shift
+  for round in $(seq "$ROUNDS"); do for seg in "$@"; do "$fn" "$work/$seg.$round"; done; done |
     awk '{ n += $1 } END { print n + 0 }'
 }
-login_errs() { # login_errs LOAD: logins that failed or that wrk gave up on (after 10 s)
-  for f in "$work/$1".logins.*; do errors "$f"; done | awk '{ n += $1 } END { print n + 0 }'
-}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
-printf '\nLogin storm benchmark: %s rounds of quiet/storm/quiet %s s segments; argon2 m=%s t=2 p=1\n%s\n' \
-  "$ROUNDS" "$DURATION" "$ARGON2_MEMORY_KIB" "$layout"
-printf 'capacity (wrk, %s connections): %s requests/s; paced rate: %s requests/s (%s of it, %s connections)\n' \
-  "$CONNS" "$capacity" "$paced_rate" "$PACED_SHARE" "$PACED_CONNS"
+for load in $LOADS; do
+  case "$load" in
+    paced) paced_run ;;
+    saturated) saturated_rounds ;;
+    *) echo "unknown load: $load" >&2; exit 2 ;;
+  esac
+done
+
+printf '\nLogin storm benchmark: argon2 m=%s t=2 p=1, %s storm connections; %s\n' \
+  "$ARGON2_MEMORY_KIB" "$STORM_CONNS" "$layout"
+printf 'capacity (wrk, %s connections): %s requests/s\n' "$CONNS" "$capacity"
 printf '%-10s %10s %10s %10s %10s %22s %22s %7s %13s\n' load "quiet rps" "quiet p99" "storm p99" "logins/s" \
   "storm/quiet p99" "quiet/quiet (noise)" errors "login errors"
 for load in $LOADS; do
-  printf '%-10s %10.0f %10s %10s %10s %22s %22s %7s %13s\n' "$load" "$(col "$load" quiet1 seg_rps)" \
-    "$(col "$load" quiet1 seg_p99)" "$(col "$load" storm seg_p99)" "$(col "$load" logins rps)" \
-    "$(per_round "$load" 's / ((q1 + q2) / 2)' | summary)" "$(per_round "$load" 'q2 / q1' | summary)" \
-    "$(errs "$load")" "$(login_errs "$load")"
+  if [ "$load" = paced ]; then
+    printf '%-10s %10s %10s %10s %10s %22s %22s %7s %13s\n' paced "$(field quiet rps)" "$(field quiet p99_ms)" \
+      "$(field storm p99_ms)" "$(field '' logins_per_s)" "$(ratio "$(field storm p99_ms)" "$(field quiet p99_ms)")" \
+      "$(ratio "$(field quiet_b p99_ms)" "$(field quiet_a p99_ms)") (B/A)" \
+      "$(( $(field quiet_a errors) + $(field storm errors) + $(field quiet_b errors) ))" "$(field '' login_errors)"
+  else
+    printf '%-10s %10.0f %10s %10s %10s %22s %22s %7s %13s\n' saturated "$(col quiet1 rps)" "$(col quiet1 p99)" \
+      "$(col storm p99)" "$(col logins rps)" "$(per_round 's / ((q1 + q2) / 2)' | summary)" \
+      "$(per_round 'q2 / q1' | summary)" "$(sum_over errors quiet1 storm quiet2)" "$(sum_over errors logins)"
+  fi
 done
-echo "target: storm/quiet p99 <= 1.20 (median over rounds)"
+[[ " $LOADS " == *" paced "* ]] && printf 'paced: %s requests/s (%s of capacity) over %s connections for %s s, windows of %s s\n' \
+  "$paced_rate" "$PACED_SHARE" "$PACED_CONNS" "$PACED_SECONDS" "$WINDOW"
+[[ " $LOADS " == *" saturated "* ]] && printf 'saturated: %s rounds of quiet/storm/quiet %s s segments\n' "$ROUNDS" "$DURATION"
+echo "target: storm/quiet p99 <= 1.20"
