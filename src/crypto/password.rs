@@ -6,10 +6,11 @@
 //! and the password policy.
 //!
 //! Each hashing thread keeps its argon2 memory (19 MiB at the default cost)
-//! from one hash to the next instead of allocating it per hash: a fresh
-//! buffer is ~4 900 page faults and as many pages zeroed and freed again,
-//! kernel work (9 ms a login, measured) that the idle scheduling class does
-//! not make preemptible on a kernel built without preemption.
+//! from one hash to the next. Allocated per hash, whether the allocator
+//! reuses it depends on the heap's history; when it does not, that is ~4 900
+//! page faults a hash, pages zeroed and freed again (up to 9 ms of kernel
+//! time a login, measured), work that the idle scheduling class does not
+//! make preemptible on a kernel built without preemption.
 
 use std::cell::RefCell;
 use std::collections::HashSet;
