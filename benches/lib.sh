@@ -68,6 +68,10 @@ requests() { awk '/requests in/ { print $1 }' "$1"; }
 errors() { # non-2xx answers plus socket errors (connect, read, write, timeout)
   awk '/Non-2xx/ { n += $NF } /Socket errors/ { gsub(/,/, ""); n += $4 + $6 + $8 + $10 } END { print n + 0 }' "$1"
 }
+col() { # col FUNCTION SEGMENT: the median of FUNCTION over $work/SEGMENT.1 .. .ROUNDS
+  for round in $(seq "$ROUNDS"); do "$1" "$work/$2.$round"; done | median
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f", a / b }'; }
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 cpu_ticks() { # cpu_ticks PID: utime + stime in clock ticks

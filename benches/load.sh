@@ -252,10 +252,8 @@ cpu_us() { # cpu_us FILE: proxy CPU µs per request served in that run
   if [ "$ticks" = - ]; then echo -; return; fi
   awk -v t="$ticks" -v n="$(requests "$1")" -v hz="$HZ" 'BEGIN { printf "%.1f\n", t * 1e6 / hz / n }'
 }
-col() { for round in $(seq "$ROUNDS"); do "$1" "$work/$2.$round"; done | median; }
 errs() { for round in $(seq "$ROUNDS"); do errors "$work/$1.$round"; done | awk '{ n += $1 } END { print n + 0 }'; }
 wrapped() { grep -l WRAPPED "$work/$1".* >/dev/null 2>&1 && echo " (token list wrapped: partly cached)" || true; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f", a / b }'; }
 
 peak_rss=$(awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$main_pid/status")
 declare -A R C

@@ -30,7 +30,8 @@
 #
 # Usage: benches/login_storm.sh   (LOADS="paced saturated" PIN=1 STORM_CONNS=4
 #        PACED_SECONDS=90 WINDOW=3 PACED_SHARE=0.2 PACED_CONNS=16
-#        ROUNDS=5 DURATION=5 CONNS=8)
+#        ROUNDS=5 DURATION=5 CONNS=8
+#        DATABASE_URL=a SQLite file in the scratch directory)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,6 +46,7 @@ WINDOW=${WINDOW:-3}
 PACED_CONNS=${PACED_CONNS:-16}
 STORM_CONNS=${STORM_CONNS:-4}
 PIN=${PIN:-1}
+DATABASE_URL=${DATABASE_URL:-}
 cores=$(nproc)
 if [ "$PIN" = 1 ] && [ "$cores" -ge 2 ]; then
   GATEWAY_PIN="taskset -c $((cores - 1))"; CLIENT_PIN="taskset -c 0-$((cores - 2))"
@@ -64,6 +66,8 @@ cat > "$work/portcullis.toml" <<CONF
 listen = "127.0.0.1:$GW"
 admin_listen = "127.0.0.1:$ADMIN"
 threads = 1
+${DATABASE_URL:+[database]
+url = \"$DATABASE_URL\"}
 [accounts]
 cookie_secure = false
 argon2 = { memory_kib = $ARGON2_MEMORY_KIB, iterations = 2, parallelism = 1 }
@@ -80,12 +84,13 @@ auth = "public"
 CONF
 start_gateway "$work/portcullis.toml" "$ADMIN"
 
-EMAIL="bench@example.com"; PASSWORD="benchmark password 2026"
+# The account the storm logs in to: the same JSON registers it and logs in.
+printf '%s' '{"email":"bench@example.com","password":"benchmark password 2026"}' > "$work/login.json"
 curl -sf -X POST "http://127.0.0.1:$GW/auth/register" -H 'content-type: application/json' \
-  -d "{\"email\":\"$EMAIL\",\"password\":\"$PASSWORD\"}" >/dev/null
+  --data-binary @"$work/login.json" >/dev/null
 cat > "$work/login.lua" <<LUA
 wrk.method = "POST"
-wrk.body = '{"email":"$EMAIL","password":"$PASSWORD"}'
+wrk.body = '$(cat "$work/login.json")'
 wrk.headers["Content-Type"] = "application/json"
 LUA
 
@@ -93,8 +98,6 @@ PROXIED="http://127.0.0.1:$GW/bench/x"
 $CLIENT_PIN wrk -t1 -c"$CONNS" -d3s "$PROXIED" > "$work/capacity"   # warm-up, and the capacity the paced rate is a share of
 capacity=$(rps "$work/capacity")
 paced_rate=$(awk -v c="$capacity" -v s="$PACED_SHARE" 'BEGIN { printf "%d", c * s }')
-
-printf '%s' "{\"email\":\"$EMAIL\",\"password\":\"$PASSWORD\"}" > "$work/login.json"
 
 paced_run() { # the interleaved paced run: one line per class, then the logins line
   $CLIENT_PIN "$bin_dir/examples/paced_load" --storm "http://127.0.0.1:$GW/auth/login" \
@@ -107,17 +110,20 @@ field() { # field CLASS NAME: a value from the paced run's output
     for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == f) print kv[2] } }' "$work/paced"
 }
 
+saturated() { # saturated FILE: one DURATION-second wrk segment of proxied load
+  $CLIENT_PIN wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$PROXIED" > "$1"
+}
 saturated_rounds() { # quiet/storm/quiet wrk segments, ROUNDS times
   local round storm
   for round in $(seq "$ROUNDS"); do
-    $CLIENT_PIN wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$PROXIED" > "$work/quiet1.$round"
+    saturated "$work/quiet1.$round"
     $CLIENT_PIN wrk -t1 -c"$STORM_CONNS" -d"$((DURATION + 1))s" --timeout 10s --latency -s "$work/login.lua" \
       "http://127.0.0.1:$GW/auth/login" > "$work/logins.$round" &
     storm=$!
     sleep 0.5
-    $CLIENT_PIN wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$PROXIED" > "$work/storm.$round"
+    saturated "$work/storm.$round"
     wait "$storm"
-    $CLIENT_PIN wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$PROXIED" > "$work/quiet2.$round"
+    saturated "$work/quiet2.$round"
   done
 }
 per_round() { # per_round AWK_EXPR: EXPR of q1, s, q2 (the three p99s) for each round
@@ -129,16 +135,12 @@ summary() { # summary: "median (min-max)" of numbers on stdin
   sort -n | awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2;
     printf "%.2f (%.2f-%.2f)", m, v[1], v[NR] }'
 }
-col() { # col SEGMENT FUNCTION: the median of FUNCTION over the rounds
-  for round in $(seq "$ROUNDS"); do "$2" "$work/$1.$round"; done | median
-}
 sum_over() { # sum_over FUNCTION SEGMENT...: FUNCTION summed over those segments of every round
   local fn=$1 round seg
   shift
   for round in $(seq "$ROUNDS"); do for seg in "$@"; do "$fn" "$work/$seg.$round"; done; done |
     awk '{ n += $1 } END { print n + 0 }'
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
 for load in $LOADS; do
   case "$load" in
@@ -160,8 +162,8 @@ for load in $LOADS; do
       "$(ratio "$(field quiet_b p99_ms)" "$(field quiet_a p99_ms)") (B/A)" \
       "$(( $(field quiet_a errors) + $(field storm errors) + $(field quiet_b errors) ))" "$(field '' login_errors)"
   else
-    printf '%-10s %10.0f %10s %10s %10s %22s %22s %7s %13s\n' saturated "$(col quiet1 rps)" "$(col quiet1 p99)" \
-      "$(col storm p99)" "$(col logins rps)" "$(per_round 's / ((q1 + q2) / 2)' | summary)" \
+    printf '%-10s %10.0f %10s %10s %10s %22s %22s %7s %13s\n' saturated "$(col rps quiet1)" "$(col p99 quiet1)" \
+      "$(col p99 storm)" "$(col rps logins)" "$(per_round 's / ((q1 + q2) / 2)' | summary)" \
       "$(per_round 'q2 / q1' | summary)" "$(sum_over errors quiet1 storm quiet2)" "$(sum_over errors logins)"
   fi
 done
