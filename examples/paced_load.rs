@@ -91,6 +91,21 @@ fn exchange(reader: &mut BufReader<TcpStream>, target: &Target) -> std::io::Resu
     Ok(ok)
 }
 
+/// One exchange on `stream`, connecting first when there is none; a
+/// connection that failed is dropped so the next call starts afresh.
+fn send(stream: &mut Option<BufReader<TcpStream>>, target: &Target) -> std::io::Result<bool> {
+    let outcome = match stream {
+        Some(reader) => exchange(reader, target),
+        None => target
+            .connect()
+            .and_then(|reader| exchange(stream.insert(reader), target)),
+    };
+    if outcome.is_err() {
+        *stream = None;
+    }
+    outcome
+}
+
 /// The storm's on/off cycle: windows of `window`, quiet A, storm, quiet B.
 #[derive(Clone, Copy)]
 struct Cycle {
@@ -169,12 +184,7 @@ fn paced(
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
-        let outcome = match &mut stream {
-            Some(reader) => exchange(reader, target),
-            None => target
-                .connect()
-                .and_then(|reader| exchange(stream.insert(reader), target)),
-        };
+        let outcome = send(&mut stream, target);
         let (class, guarded) = cycle.map_or((Class::QuietA, false), |c| c.class(due));
         let tally = &mut tallies[class as usize];
         match outcome {
@@ -183,9 +193,6 @@ fn paced(
                 .push(due.elapsed().as_micros().min(u32::MAX as u128) as u32),
             Ok(true) => {}
             Ok(false) | Err(_) => tally.errors += 1,
-        }
-        if outcome.is_err() {
-            stream = None;
         }
         due += interval;
     }
@@ -204,19 +211,9 @@ fn storm(target: &Target, cycle: Cycle, end: Instant) -> (u64, u64) {
         }
         let mut stream = None;
         while Instant::now() < to {
-            let outcome = match &mut stream {
-                Some(reader) => exchange(reader, target),
-                None => target
-                    .connect()
-                    .and_then(|reader| exchange(stream.insert(reader), target)),
-            };
-            match outcome {
+            match send(&mut stream, target) {
                 Ok(true) => ok += 1,
-                Ok(false) => failed += 1,
-                Err(_) => {
-                    failed += 1;
-                    stream = None;
-                }
+                Ok(false) | Err(_) => failed += 1,
             }
         }
         i += 3;
@@ -246,12 +243,20 @@ fn report(class: &str, mut latencies: Vec<u32>, errors: u64, seconds: f64) {
     );
 }
 
+/// The `--storm` options.
+struct Storm {
+    target: Target,
+    conns: u32,
+    window: Duration,
+    guard: Duration,
+}
+
 struct Args {
     target: Target,
     rate: f64,
     seconds: f64,
     conns: u32,
-    storm: Option<(Target, u32, Cycle)>,
+    storm: Option<Storm>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -288,12 +293,12 @@ fn parse_args() -> Result<Args, String> {
                     "--storm-conns must be positive and --guard shorter than --window".into(),
                 );
             }
-            let cycle = Cycle {
-                start: Instant::now(), // set when the run starts
+            Some(Storm {
+                target: Target::new(&url, Some(&body))?,
+                conns: storm_conns,
                 window: Duration::from_secs_f64(window),
                 guard: Duration::from_secs_f64(guard),
-            };
-            Some((Target::new(&url, Some(&body))?, storm_conns, cycle))
+            })
         }
         _ => return Err("--storm and --storm-body go together".into()),
     };
@@ -307,7 +312,7 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn main() {
-    let mut args = parse_args().unwrap_or_else(|e| {
+    let args = parse_args().unwrap_or_else(|e| {
         eprintln!(
             "{e}\nusage: paced_load [--storm URL --storm-body FILE [--storm-conns N] [--window SECS] \
              [--guard SECS]] URL RATE SECONDS CONNECTIONS"
@@ -317,17 +322,19 @@ fn main() {
     let interval = Duration::from_secs_f64(f64::from(args.conns) / args.rate);
     let start = Instant::now() + Duration::from_millis(50);
     let end = start + Duration::from_secs_f64(args.seconds);
-    if let Some((_, _, cycle)) = &mut args.storm {
-        cycle.start = start;
-    }
-    let cycle = args.storm.as_ref().map(|s| s.2);
+    let cycle = args.storm.as_ref().map(|s| Cycle {
+        start,
+        window: s.window,
+        guard: s.guard,
+    });
     let (target, conns) = (&args.target, args.conns);
     let (tallies, storms) = std::thread::scope(|scope| {
         let storms: Vec<_> = args
             .storm
             .iter()
-            .flat_map(|(target, n, cycle)| {
-                (0..*n).map(move |_| scope.spawn(move || storm(target, *cycle, end)))
+            .zip(cycle)
+            .flat_map(|(s, cycle)| {
+                (0..s.conns).map(move |_| scope.spawn(move || storm(&s.target, cycle, end)))
             })
             .collect();
         let paced: Vec<_> = (0..conns)
