@@ -16,6 +16,16 @@ use common::recovery::*;
 use common::*;
 use serde_json::{json, Value};
 
+/// The caller's profile, `GET /auth/me` (answered 200).
+async fn profile_of(gw: &TestGateway, access: &str) -> Value {
+    me(gw, access).await.json()
+}
+
+/// The profile's `email_verified`.
+async fn email_verified(gw: &TestGateway, access: &str) -> Value {
+    profile_of(gw, access).await["email_verified"].clone()
+}
+
 async fn patch_me(gw: &TestGateway, access: &str, body: Value) -> Resp {
     send(
         client()
@@ -34,11 +44,7 @@ async fn registration_mails_a_verification_token_that_verifies_once() {
         let gw = mail_gateway(&backend, &echo).await;
         let email = "verify@example.com";
         let t = register_and_login(&gw, email).await;
-        assert_eq!(
-            me(&gw, &t.access).await.json()["email_verified"],
-            false,
-            "{b}"
-        );
+        assert_eq!(email_verified(&gw, &t.access).await, false, "{b}");
 
         let token = verify_token(&gw, email, 1).await;
         let mail = nth_with(&gw, email, VERIFY_SUBJECT, 1).await;
@@ -52,16 +58,12 @@ async fn registration_mails_a_verification_token_that_verifies_once() {
             let r = verify(&gw, bad).await;
             problem(&r, 400, "invalid_verification_token");
         }
-        assert_eq!(
-            me(&gw, &t.access).await.json()["email_verified"],
-            false,
-            "{b}"
-        );
+        assert_eq!(email_verified(&gw, &t.access).await, false, "{b}");
 
         let r = verify(&gw, &token).await;
         assert_eq!(r.status, 204, "{b}: {}", r.text);
         assert_eq!(r.text, "");
-        let profile = me(&gw, &t.access).await.json();
+        let profile = profile_of(&gw, &t.access).await;
         assert_eq!(profile["email_verified"], true, "{b}: {profile}");
         assert_eq!(profile["email"], email);
 
@@ -75,11 +77,7 @@ async fn registration_mails_a_verification_token_that_verifies_once() {
         // Already verified: resend answers the same 202 and mails nothing.
         assert_accepted(&resend(&gw, email).await, b);
         assert_count_with(&gw, email, VERIFY_SUBJECT, 1).await;
-        assert_eq!(
-            me(&gw, &t.access).await.json()["email_verified"],
-            true,
-            "{b}"
-        );
+        assert_eq!(email_verified(&gw, &t.access).await, true, "{b}");
     }
 }
 
@@ -103,18 +101,10 @@ async fn resend_verification_supersedes_the_older_token() {
             400,
             "invalid_verification_token",
         );
-        assert_eq!(
-            me(&gw, &t.access).await.json()["email_verified"],
-            false,
-            "{b}"
-        );
+        assert_eq!(email_verified(&gw, &t.access).await, false, "{b}");
         let r = verify(&gw, &second).await;
         assert_eq!(r.status, 204, "{b}: {}", r.text);
-        assert_eq!(
-            me(&gw, &t.access).await.json()["email_verified"],
-            true,
-            "{b}"
-        );
+        assert_eq!(email_verified(&gw, &t.access).await, true, "{b}");
     }
 }
 
@@ -134,11 +124,7 @@ async fn verification_token_expires_after_a_day() {
             400,
             "invalid_verification_token",
         );
-        assert_eq!(
-            me(&gw, &t.access).await.json()["email_verified"],
-            false,
-            "{b}"
-        );
+        assert_eq!(email_verified(&gw, &t.access).await, false, "{b}");
 
         // A new mail brings a token that works.
         assert_accepted(&resend(&gw, email).await, b);
@@ -146,11 +132,7 @@ async fn verification_token_expires_after_a_day() {
         clock.advance(chrono::Duration::hours(23));
         let r = verify(&gw, &fresh).await;
         assert_eq!(r.status, 204, "{b}: 23 h old is still valid: {}", r.text);
-        assert_eq!(
-            me(&gw, &t.access).await.json()["email_verified"],
-            true,
-            "{b}"
-        );
+        assert_eq!(email_verified(&gw, &t.access).await, true, "{b}");
     }
 }
 
@@ -180,7 +162,7 @@ async fn changing_the_email_needs_the_password_and_restarts_verification() {
             let r = patch_me(&gw, &t.access, body).await;
             problem(&r, 409, "email_taken");
         }
-        assert_eq!(me(&gw, &t.access).await.json()["email"], old, "{b}");
+        assert_eq!(profile_of(&gw, &t.access).await["email"], old, "{b}");
         assert_mail_count(&gw, new, 0).await;
         assert_count_with(&gw, "taken@example.com", VERIFY_SUBJECT, 1).await;
 
@@ -197,14 +179,10 @@ async fn changing_the_email_needs_the_password_and_restarts_verification() {
             400,
             "invalid_verification_token",
         );
-        assert_eq!(
-            me(&gw, &t.access).await.json()["email_verified"],
-            false,
-            "{b}"
-        );
+        assert_eq!(email_verified(&gw, &t.access).await, false, "{b}");
         let r = verify(&gw, &new_token).await;
         assert_eq!(r.status, 204, "{b}: {}", r.text);
-        let profile = me(&gw, &t.access).await.json();
+        let profile = profile_of(&gw, &t.access).await;
         assert_eq!(profile["email"], new, "{b}");
         assert_eq!(profile["email_verified"], true, "{b}: {profile}");
         assert_count_with(&gw, old, VERIFY_SUBJECT, 1).await;
@@ -214,11 +192,7 @@ async fn changing_the_email_needs_the_password_and_restarts_verification() {
         let body = json!({ "email": newer, "current_password": PASSWORD });
         let r = patch_me(&gw, &t.access, body).await;
         assert_eq!(r.status, 200, "{b}: {}", r.text);
-        assert_eq!(
-            me(&gw, &t.access).await.json()["email_verified"],
-            false,
-            "{b}"
-        );
+        assert_eq!(email_verified(&gw, &t.access).await, false, "{b}");
         verify_token(&gw, newer, 1).await;
         // The old address is free again and the new one logs in.
         register(&gw, old).await;
@@ -245,7 +219,7 @@ async fn a_profile_change_applies_whole_or_not_at_all() {
         )
         .await;
         problem(&r, 409, "email_taken");
-        let profile = me(&gw, &t.access).await.json();
+        let profile = profile_of(&gw, &t.access).await;
         assert_eq!(profile["username"], Value::Null, "{b}: {profile}");
         assert_eq!(profile["email"], email.as_str(), "{b}");
 
@@ -258,7 +232,7 @@ async fn a_profile_change_applies_whole_or_not_at_all() {
         )
         .await;
         assert_eq!(r.status, 200, "{b}: {}", r.text);
-        let profile = me(&gw, &t.access).await.json();
+        let profile = profile_of(&gw, &t.access).await;
         assert_eq!(profile["username"], "brand_new", "{b}");
         assert_eq!(profile["email"], moved.as_str(), "{b}");
         assert_eq!(profile["email_verified"], false, "{b}");
@@ -287,11 +261,7 @@ async fn required_verification_blocks_only_the_right_password_until_verified() {
         let r = verify(&gw, &token).await;
         assert_eq!(r.status, 204, "{b}: {}", r.text);
         let t = login(&gw, email).await;
-        assert_eq!(
-            me(&gw, &t.access).await.json()["email_verified"],
-            true,
-            "{b}"
-        );
+        assert_eq!(email_verified(&gw, &t.access).await, true, "{b}");
         assert_eq!(api(&gw, &t.access).await.status, 200, "{b}");
         let r = login_as(&gw, email, "wrong password!", UA).await;
         problem(&r, 401, "invalid_credentials");
