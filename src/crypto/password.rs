@@ -11,10 +11,18 @@
 //! page faults a hash, pages zeroed and freed again (up to 9 ms of kernel
 //! time a login, measured), work that the idle scheduling class does not
 //! make preemptible on a kernel built without preemption.
+//!
+//! A hashing thread pauses briefly between consecutive hashes
+//! ([`PAUSE_BETWEEN_HASHES`]), so that during a login storm it is never
+//! runnable without a break. Scheduler traces on Linux 6.18 (EEVDF) showed
+//! that while it was, the login's nice-19 handler and SQLite threads kept a
+//! woken proxy thread off its core for 0.1-2 ms several times a second; with
+//! the pause such waits fell by 4-8 times (benches/README.md, login storm).
 
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
 
 use argon2::password_hash::phc::{Output, ParamsString, Salt};
 use argon2::password_hash::{CustomizedPasswordHasher, PasswordHasher};
@@ -105,6 +113,13 @@ type Job = Box<dyn FnOnce() + Send>;
 /// Waiting hash jobs beyond this make callers wait to enqueue (backpressure).
 const QUEUE: usize = 256;
 
+/// How long a hashing thread sleeps after each job: about 3 % of a hash at
+/// the default cost, the price of never being runnable without a break (see
+/// the module comment). Measured, not guessed: 0.3 ms cut proxied p99 during
+/// a storm; 3 ms made it much worse on the same VM (an idle core there is
+/// slow to wake).
+pub const PAUSE_BETWEEN_HASHES: Duration = Duration::from_micros(300);
+
 pub struct Hasher {
     params: Params,
     jobs: mpsc::Sender<Job>,
@@ -127,7 +142,10 @@ fn start_workers() -> Result<mpsc::Sender<Job>, String> {
                 loop {
                     let job = rx.lock().unwrap_or_else(|e| e.into_inner()).blocking_recv();
                     match job {
-                        Some(job) => job(),
+                        Some(job) => {
+                            job();
+                            std::thread::sleep(PAUSE_BETWEEN_HASHES);
+                        }
                         None => return, // the hasher was dropped
                     }
                 }
@@ -393,6 +411,45 @@ mod tests {
             "an older algorithm verifies and asks for a rehash"
         );
         assert!(!h.verify("wrong", Some(&argon2i)).await.unwrap().ok);
+    }
+
+    /// Consecutive jobs on one hashing thread are at least the pause apart.
+    /// More jobs than threads, each long enough to queue the next, so some
+    /// thread runs two in a row.
+    #[tokio::test]
+    async fn hashing_threads_pause_between_jobs() {
+        let h = Arc::new(Hasher::new(CHEAP).unwrap());
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let jobs = (0..2 * workers + 1).map(|_| {
+            let h = h.clone();
+            tokio::spawn(async move {
+                h.limited(|| {
+                    let start = std::time::Instant::now();
+                    std::thread::sleep(Duration::from_millis(5));
+                    (
+                        std::thread::current().id(),
+                        start,
+                        std::time::Instant::now(),
+                    )
+                })
+                .await
+                .unwrap()
+            })
+        });
+        let mut runs = Vec::new();
+        for job in jobs.collect::<Vec<_>>() {
+            runs.push(job.await.unwrap());
+        }
+        runs.sort_by_key(|&(thread, start, _)| (format!("{thread:?}"), start));
+        let gaps: Vec<Duration> = runs
+            .windows(2)
+            .filter(|w| w[0].0 == w[1].0)
+            .map(|w| w[1].1 - w[0].2)
+            .collect();
+        assert!(!gaps.is_empty(), "no thread ran two jobs: {runs:?}");
+        for gap in gaps {
+            assert!(gap >= PAUSE_BETWEEN_HASHES, "{gap:?} between two hashes");
+        }
     }
 
     /// Minor page faults of the calling thread so far.
