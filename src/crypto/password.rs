@@ -17,7 +17,7 @@
 //! runnable without a break. Scheduler traces on Linux 6.18 (EEVDF) showed
 //! that while it was, the login's nice-19 handler and SQLite threads kept a
 //! woken proxy thread off its core for 0.1-2 ms several times a second; with
-//! the pause such waits fell by 4-8 times (benches/README.md, login storm).
+//! the pause such waits fell about sixfold (benches/README.md, login storm).
 
 use std::cell::RefCell;
 use std::collections::HashSet;
