@@ -13,7 +13,7 @@
 //! make preemptible on a kernel built without preemption.
 //!
 //! A hashing thread pauses briefly between consecutive hashes
-//! ([`PAUSE_BETWEEN_HASHES`]), so that during a login storm it is never
+//! (`PAUSE_BETWEEN_HASHES`), so that during a login storm it is never
 //! runnable without a break. Scheduler traces on Linux 6.18 (EEVDF) showed
 //! that while it was, the login's nice-19 handler and SQLite threads kept a
 //! woken proxy thread off its core for 0.1-2 ms several times a second; with
@@ -118,7 +118,7 @@ const QUEUE: usize = 256;
 /// the module comment). Measured, not guessed: 0.3 ms cut proxied p99 during
 /// a storm; 3 ms made it much worse on the same VM (an idle core there is
 /// slow to wake).
-pub const PAUSE_BETWEEN_HASHES: Duration = Duration::from_micros(300);
+const PAUSE_BETWEEN_HASHES: Duration = Duration::from_micros(300);
 
 pub struct Hasher {
     params: Params,
@@ -126,14 +126,18 @@ pub struct Hasher {
     dummy: String,
 }
 
-/// Starts the workers (cores − 1, at least one) at the lowest priority.
+/// Hashing threads: cores − 1, at least one. One core is always left to
+/// proxied traffic (one worker on one core).
+fn worker_count() -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    cores.saturating_sub(1).max(1)
+}
+
+/// Starts the workers (`worker_count`) at the lowest priority.
 fn start_workers() -> Result<mpsc::Sender<Job>, String> {
     let (tx, rx) = mpsc::channel::<Job>(QUEUE);
     let rx = Arc::new(Mutex::new(rx));
-    // One core is always left to proxied traffic (one worker on one core).
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let workers = cores.saturating_sub(1).max(1);
-    for i in 0..workers {
+    for i in 0..worker_count() {
         let rx = rx.clone();
         std::thread::Builder::new()
             .name(format!("portcullis-hash-{i}"))
@@ -419,8 +423,7 @@ mod tests {
     #[tokio::test]
     async fn hashing_threads_pause_between_jobs() {
         let h = Arc::new(Hasher::new(CHEAP).unwrap());
-        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let jobs = (0..2 * workers + 1).map(|_| {
+        let jobs = (0..2 * worker_count() + 1).map(|_| {
             let h = h.clone();
             tokio::spawn(async move {
                 h.limited(|| {
