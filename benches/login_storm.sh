@@ -132,8 +132,9 @@ per_round() { # per_round AWK_EXPR: EXPR of q1, s, q2 (the three p99s) for each 
   done | awk "{ q1 = \$1; s = \$2; q2 = \$3; if (q1 > 0 && q2 > 0) printf \"%.3f\\n\", $1 }"
 }
 summary() { # summary: "median (min-max)" of numbers on stdin
-  sort -n | awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2;
-    printf "%.2f (%.2f-%.2f)", m, v[1], v[NR] }'
+  local sorted
+  sorted=$(sort -n)
+  printf '%.2f (%.2f-%.2f)' "$(median <<< "$sorted")" "$(head -n1 <<< "$sorted")" "$(tail -n1 <<< "$sorted")"
 }
 sum_over() { # sum_over FUNCTION SEGMENT...: FUNCTION summed over those segments of every round
   local fn=$1 round seg

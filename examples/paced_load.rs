@@ -9,9 +9,10 @@
 //! paced request is classed by the window it was due in (the latencies of
 //! the first `--guard` seconds of each window are left out, so a window is
 //! not judged by the previous window's tail; failures always count), and
-//! each class gets its own percentiles. Fine interleaving spreads a shared machine's hiccups evenly
-//! over the classes; quiet A against quiet B is the noise of the very same
-//! run, and B against A also shows a storm tail the guard did not cover.
+//! each class gets its own percentiles. Fine interleaving spreads a shared
+//! machine's hiccups evenly over the classes; quiet A against quiet B is the
+//! noise of the very same run, and B against A also shows a storm tail the
+//! guard did not cover.
 //!
 //! Usage: paced_load [--storm URL --storm-body FILE [--storm-conns N]
 //!                    [--window SECS] [--guard SECS]] URL RATE SECONDS CONNECTIONS
