@@ -72,7 +72,7 @@ fn claims() -> serde_json::Value {
     json!({
         "iss": "portcullis", "aud": "portcullis",
         "sub": "0190c9a4-0000-7000-8000-0000000000aa",
-        "iat": now, "exp": now + 3600,
+        "iat": now, "exp": now + 900, // tokens.access_ttl's default
         "jti": "0190c9a4-0000-7000-8000-0000000000bb",
         "sid": "0190c9a4-0000-7000-8000-0000000000cc",
         "roles": ["user"], "scope": "orders:read",

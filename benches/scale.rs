@@ -46,7 +46,7 @@ fn revocations(c: &mut Criterion) {
     for i in 0..ENTRIES {
         let session = Uuid::now_v7();
         let jti = Uuid::new_v4().to_string();
-        set.revoke_session(SessionId(session));
+        set.revoke_session(SessionId(session), i64::MAX);
         set.revoke_token(&jti, i64::MAX);
         if i % 100_000 == 0 {
             sample.push((session, jti));

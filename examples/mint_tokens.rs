@@ -31,7 +31,7 @@ fn main() -> Result<(), String> {
             "sub": sub,
             "iat": now,
             "nbf": now,
-            "exp": now + 3600,
+            "exp": now + config.tokens.access_ttl.as_secs() as i64,
             "jti": uuid::Uuid::new_v4().to_string(),
             "roles": ["user"],
             "scope": "",

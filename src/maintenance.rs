@@ -1,8 +1,9 @@
 //! Background upkeep on the server's own runtime: JWKS refresh for trusted
 //! issuers, pruning expired revocations, forgetting idle rate-limit keys,
-//! writing API keys' last use in one batch per tick, and purging accounts
-//! whose deletion is due (every `accounts.purge_interval`; the schedule is
-//! in the database, so it survives restarts).
+//! writing API keys' last use in one batch per tick, and, every
+//! `accounts.purge_interval`, purging accounts whose deletion is due (the
+//! schedule is in the database, so it survives restarts) and forgetting
+//! sessions that ended longer ago than their tokens live.
 
 use std::time::{Duration, Instant};
 
@@ -25,19 +26,30 @@ impl Maintenance {
         Self { state }
     }
 
-    /// Purges due account deletions on the API runtime (where the pool
-    /// lives); failures are logged and retried next interval.
-    async fn purge_deletions(&self) {
+    /// Purges due account deletions, then forgets ended sessions and
+    /// expired mailed tokens, on the API runtime (where the pool lives);
+    /// failures are logged and retried next interval.
+    async fn purge(&self) {
         let accounts = self.state.accounts.clone();
         let result = self
             .state
             .api_runtime
-            .run(async move { accounts.purge_due_deletions().await })
+            .run(async move {
+                let purged = accounts.purge_due_deletions().await?;
+                let pruned = accounts.prune_ended().await?;
+                Ok::<_, crate::error::GatewayError>((purged, pruned))
+            })
             .await
             .and_then(|r| r);
         match result {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(accounts = n, "purged accounts whose deletion was due"),
+            Ok((purged, pruned)) => {
+                if purged > 0 {
+                    tracing::info!(accounts = purged, "purged accounts whose deletion was due");
+                }
+                if pruned > 0 {
+                    tracing::debug!(sessions = pruned, "forgot sessions that ended");
+                }
+            }
             Err(e) => tracing::warn!(
                 error = e.detail(),
                 cause = e.log_cause(),
@@ -67,7 +79,7 @@ impl BackgroundService for Maintenance {
                     break;
                 }
                 _ = purge.tick() => {
-                    self.purge_deletions().await;
+                    self.purge().await;
                     continue;
                 }
                 _ = tick.tick() => {}

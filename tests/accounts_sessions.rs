@@ -216,6 +216,58 @@ async fn revocations_survive_a_restart() {
     }
 }
 
+/// Ended sessions do not pile up: the purge pass deletes those revoked or
+/// expired longer ago than any of their access tokens could verify (their
+/// refresh tokens go with them), and keeps recent revocations, which a
+/// restart must still reload.
+#[tokio::test(flavor = "multi_thread")]
+async fn ended_sessions_are_forgotten_once_their_tokens_are_dead() {
+    use chrono::{Duration, Utc};
+    use portcullis::store::sessions;
+    for backend in backends().await {
+        let echo = Echo::start("app").await;
+        let gw = start(&backend, &echo, "").await;
+        let old = register_and_login(&gw, "prune@example.com").await;
+        let recent = login(&gw, "prune@example.com").await;
+        let live = login(&gw, "prune@example.com").await;
+        let r = authed(&gw, reqwest::Method::POST, "/auth/logout", &recent.access).await;
+        assert_eq!(r.status, 204);
+        let db = gw.state.accounts.db().await.unwrap();
+        let old_id = old.session.parse().unwrap();
+        // Revoked two hours ago: longer than its access tokens live.
+        assert!(
+            sessions::revoke(db, old_id, Utc::now() - Duration::hours(2))
+                .await
+                .unwrap()
+        );
+
+        let pruned = gw.state.accounts.prune_ended().await.unwrap();
+        assert_eq!(pruned, 1, "{}", backend.name);
+        assert_eq!(sessions::get(db, old_id).await.unwrap(), None);
+        assert_eq!(refresh(&gw, &old.refresh).await.status, 401);
+        let recent_id = recent.session.parse().unwrap();
+        assert!(sessions::get(db, recent_id).await.unwrap().is_some());
+        assert_eq!(gw.state.accounts.prune_ended().await.unwrap(), 0);
+
+        let gw = gw.restart().await;
+        assert_revoked(&gw, &recent.access).await;
+        assert_eq!(api(&gw, &live.access).await.status, 200, "{}", backend.name);
+        let live = Tokens::from(&refresh(&gw, &live.refresh).await);
+
+        // Expired sessions go the same way: as if a whole refresh_ttl had
+        // passed, the live session is gone too, and its tokens with it.
+        let db = gw.state.accounts.db().await.unwrap();
+        let later = Utc::now() + Duration::days(400);
+        assert_eq!(
+            sessions::prune(db, later).await.unwrap(),
+            2,
+            "{}",
+            backend.name
+        );
+        assert_eq!(refresh(&gw, &live.refresh).await.status, 401);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn patch_me_sets_and_clears_the_username() {
     for backend in backends().await {

@@ -246,6 +246,7 @@ async fn tokens_with_bad_claims_are_refused() {
         ("aud", json!("someone-else")),
         ("aud", json!(["a", "b"])),
         ("exp", json!((n + 900).to_string())),
+        ("exp", json!(n + 3600)), // longer than tokens.access_ttl (15 min) after iat
         ("sub", json!("alice")),
         ("sid", json!("session-1")),
         ("jti", json!(42)),
@@ -365,7 +366,10 @@ async fn revocation_is_rechecked_on_cache_hits() {
     let n = now();
     let by_session = gw.claims();
     let by_jti = gw.claims();
-    let by_user_claims = with(gw.claims(), |c| c["iat"] = json!(n - 60));
+    let by_user_claims = with(gw.claims(), |c| {
+        c["iat"] = json!(n - 60);
+        c["exp"] = json!(n - 60 + 900);
+    });
     let bystander = gw.sign(&gw.claims());
     let tokens = [
         gw.sign(&by_session),
@@ -379,10 +383,10 @@ async fn revocation_is_rechecked_on_cache_hits() {
 
     let revs = &gw.state.revocations;
     let sid = uuid::Uuid::parse_str(by_session["sid"].as_str().unwrap()).unwrap();
-    revs.revoke_session(SessionId(sid));
+    revs.revoke_session(SessionId(sid), n + 900);
     let (jti, exp) = (by_jti["jti"].as_str().unwrap(), by_jti["exp"].as_i64());
     revs.revoke_token(jti, exp.unwrap());
-    revs.revoke_user_before(by_user_claims["sub"].as_str().unwrap(), n - 30);
+    revs.revoke_user_before(by_user_claims["sub"].as_str().unwrap(), n - 30, n + 900);
 
     let before = echo.proxied().len();
     for (case, t) in ["session", "jti", "user"].iter().zip(&tokens) {

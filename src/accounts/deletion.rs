@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::tokens::{latest_exp, revocation_memory};
 use super::{Accounts, Client};
 use crate::error::GatewayError;
 use crate::mail::templates;
@@ -13,12 +14,6 @@ use crate::store::deletion::{self, Purge, Scheduled};
 
 /// Accounts purged per pass; the rest wait for the next pass.
 const PURGE_BATCH: u32 = 100;
-
-/// How long after a purge a token of the account could still verify.
-pub fn token_lifetime(config: &crate::config::Config) -> chrono::Duration {
-    let t = &config.tokens;
-    chrono::Duration::from_std(t.access_ttl + t.leeway).unwrap_or(chrono::Duration::days(1))
-}
 
 impl Accounts {
     /// `POST /auth/account/delete`: needs the password. An earlier schedule
@@ -106,8 +101,11 @@ impl Accounts {
                 } => {
                     self.revoke_in_memory(sessions.iter().copied());
                     // Also tokens of sessions a racing login opened.
-                    self.revocations
-                        .revoke_user_before(&user.to_string(), i64::MAX);
+                    self.revocations.revoke_user_before(
+                        &user.to_string(),
+                        i64::MAX,
+                        latest_exp(&self.config, now.timestamp()),
+                    );
                     for hash in &key_hashes {
                         self.keys.evict(hash).await;
                     }
@@ -128,8 +126,7 @@ impl Accounts {
                 Purge::NotDue => {}
             }
         }
-        crate::store::account_tokens::prune(db, now).await?;
-        deletion::forget_purged(db, now - token_lifetime(&self.config)).await?;
+        deletion::forget_purged(db, now - revocation_memory(&self.config)).await?;
         Ok(purged)
     }
 }

@@ -12,6 +12,7 @@
 pub mod api_keys;
 pub mod clock;
 pub mod deletion;
+mod housekeeping;
 pub mod mfa;
 pub mod orgs;
 pub mod recovery;
@@ -25,6 +26,7 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use crate::authn::api_keys::ApiKeyVerifier;
+use crate::authn::jwt::now_secs;
 use crate::authn::keys::SigningKey;
 use crate::authn::principal::SessionId;
 use crate::config::Config;
@@ -160,9 +162,12 @@ impl Accounts {
         }
     }
 
+    /// Refuses the sessions' access tokens from the next request on, for
+    /// as long as one of them could still verify.
     fn revoke_in_memory(&self, ids: impl IntoIterator<Item = Uuid>) {
+        let until = tokens::latest_exp(&self.config, now_secs());
         for id in ids {
-            self.revocations.revoke_session(SessionId(id));
+            self.revocations.revoke_session(SessionId(id), until);
         }
     }
 
@@ -483,14 +488,17 @@ pub async fn load_revocations(
     revocations: &RevocationSet,
     config: &Config,
 ) -> Result<usize, GatewayError> {
-    let ids = sessions::revoked_unexpired(db, Utc::now()).await?;
+    // Entries live one token lifetime from now: at most that much longer
+    // than they need, and never shorter.
+    let since = Utc::now() - tokens::revocation_memory(config);
+    let until = tokens::latest_exp(config, now_secs());
+    let ids = sessions::revoked_since(db, since).await?;
     for id in &ids {
-        revocations.revoke_session(SessionId(*id));
+        revocations.revoke_session(SessionId(*id), until);
     }
-    let since = Utc::now() - deletion::token_lifetime(config);
     let purged = crate::store::deletion::purged_since(db, since).await?;
     for id in &purged {
-        revocations.revoke_user_before(&id.to_string(), i64::MAX);
+        revocations.revoke_user_before(&id.to_string(), i64::MAX, until);
     }
     Ok(ids.len() + purged.len())
 }

@@ -156,6 +156,8 @@ pub struct TokenVerifier {
     key: Arc<SigningKey>,
     validation: Validation,
     leeway: i64,
+    /// `tokens.access_ttl`: no token of ours lives longer.
+    max_lifetime: i64,
     external: Vec<Arc<ExternalIssuer>>,
     cache: moka::sync::Cache<[u8; 32], Arc<UserIdentity>>,
 }
@@ -178,6 +180,7 @@ impl TokenVerifier {
             key,
             validation,
             leeway: leeway as i64,
+            max_lifetime: config.access_ttl.as_secs() as i64,
             external,
             cache: moka::sync::Cache::builder()
                 .max_capacity(CACHE_CAPACITY)
@@ -244,6 +247,12 @@ impl TokenVerifier {
 
     fn own_identity(&self, c: OwnClaims) -> Result<UserIdentity, TokenError> {
         if c.iat > now_secs() + self.leeway {
+            return Err(TokenError::InvalidClaims);
+        }
+        // Longer than this gateway issues (say, from before `access_ttl` was
+        // lowered): refused, so a revocation never has to outlive
+        // `access_ttl` to cover every token it refuses.
+        if c.exp.saturating_sub(c.iat) > self.max_lifetime {
             return Err(TokenError::InvalidClaims);
         }
         let user_id = uuid::Uuid::parse_str(&c.sub).map_err(|_| TokenError::InvalidClaims)?;

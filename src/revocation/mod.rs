@@ -4,7 +4,7 @@
 //! stages fill it from the database at start and from Redis pub/sub; here it
 //! is the single place the decision is made.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::RwLock;
 
 use crate::authn::principal::{SessionId, UserIdentity};
@@ -17,13 +17,19 @@ pub enum Revoked {
     User,
 }
 
+/// Every entry carries the latest `exp` (seconds) a token it refuses can
+/// have, so it can be dropped once no such token would verify anyway: the
+/// set stays as small as the revocations of the last access-token lifetime,
+/// however long the process runs.
 #[derive(Debug, Default)]
 pub struct RevocationSet {
-    /// jti → token expiry (seconds), so entries can be dropped once useless.
+    /// jti → the token's expiry.
     tokens: RwLock<HashMap<String, i64>>,
-    sessions: RwLock<HashSet<SessionId>>,
-    /// user id → tokens issued before this time (seconds) are revoked.
-    users_not_before: RwLock<HashMap<String, i64>>,
+    /// session → latest expiry of a token of that session.
+    sessions: RwLock<HashMap<SessionId, i64>>,
+    /// user id → (tokens issued before this time are revoked, the latest
+    /// expiry of such a token).
+    users_not_before: RwLock<HashMap<String, (i64, i64)>>,
 }
 
 /// Poisoning only follows a panic elsewhere; the data is still consistent
@@ -45,15 +51,22 @@ impl RevocationSet {
         write(&self.tokens).insert(jti.to_string(), expires_at);
     }
 
-    pub fn revoke_session(&self, session: SessionId) {
-        write(&self.sessions).insert(session);
+    /// Revokes every token of `session`; `until` is the latest expiry such
+    /// a token can have.
+    pub fn revoke_session(&self, session: SessionId, until: i64) {
+        let mut sessions = write(&self.sessions);
+        let entry = sessions.entry(session).or_insert(until);
+        *entry = (*entry).max(until);
     }
 
-    /// Revokes every token of `user_id` issued before `not_before` (seconds).
-    pub fn revoke_user_before(&self, user_id: &str, not_before: i64) {
+    /// Revokes every token of `user_id` issued before `not_before`
+    /// (seconds); `until` is the latest expiry such a token can have.
+    pub fn revoke_user_before(&self, user_id: &str, not_before: i64, until: i64) {
         let mut users = write(&self.users_not_before);
-        let entry = users.entry(user_id.to_string()).or_insert(not_before);
-        *entry = (*entry).max(not_before);
+        let entry = users
+            .entry(user_id.to_string())
+            .or_insert((not_before, until));
+        *entry = (entry.0.max(not_before), entry.1.max(until));
     }
 
     /// The revocation decision for a verified token.
@@ -62,11 +75,11 @@ impl RevocationSet {
             return Err(Revoked::Token);
         }
         if let Some(session) = user.session {
-            if read(&self.sessions).contains(&session) {
+            if read(&self.sessions).contains_key(&session) {
                 return Err(Revoked::Session);
             }
         }
-        if let Some(&not_before) = read(&self.users_not_before).get(&user.user_id.0) {
+        if let Some(&(not_before, _)) = read(&self.users_not_before).get(&user.user_id.0) {
             if user.issued_at < not_before {
                 return Err(Revoked::User);
             }
@@ -74,10 +87,13 @@ impl RevocationSet {
         Ok(())
     }
 
-    /// Drops token entries whose token is refused anyway: expired by more
+    /// Drops entries whose tokens are all refused anyway: expired by more
     /// than the verification `leeway` (seconds).
     pub fn prune_expired(&self, now: i64, leeway: i64) {
-        write(&self.tokens).retain(|_, exp| exp.saturating_add(leeway) >= now);
+        let live = |exp: i64| exp.saturating_add(leeway) >= now;
+        write(&self.tokens).retain(|_, exp| live(*exp));
+        write(&self.sessions).retain(|_, until| live(*until));
+        write(&self.users_not_before).retain(|_, (_, until)| live(*until));
     }
 
     /// Entry counts by kind, for the `portcullis_revocations` gauge.
@@ -121,13 +137,13 @@ mod tests {
         set.revoke_token("a", 2000);
         assert_eq!(set.check(&t), Err(Revoked::Token));
         assert_eq!(set.check(&token("b", Some(sid), 1000)), Ok(()));
-        set.revoke_session(sid);
+        set.revoke_session(sid, 1900);
         assert_eq!(
             set.check(&token("b", Some(sid), 1000)),
             Err(Revoked::Session)
         );
         assert_eq!(set.check(&token("c", None, 1000)), Ok(()));
-        set.revoke_user_before("u1", 1500);
+        set.revoke_user_before("u1", 1500, 2400);
         assert_eq!(set.check(&token("c", None, 1000)), Err(Revoked::User));
         assert_eq!(
             set.check(&token("d", None, 1500)),
@@ -135,7 +151,7 @@ mod tests {
             "issued at the cut-off is fine"
         );
         // An older cut-off never loosens a newer one.
-        set.revoke_user_before("u1", 100);
+        set.revoke_user_before("u1", 100, 1000);
         assert_eq!(set.check(&token("c", None, 1000)), Err(Revoked::User));
     }
 
@@ -150,5 +166,39 @@ mod tests {
         set.prune_expired(50, 30);
         assert_eq!(set.counts()[0], ("token", 1));
         assert_eq!(set.check(&token("live", None, 0)), Err(Revoked::Token));
+    }
+
+    /// Session and user entries go once their tokens have all expired, so
+    /// logins that evict sessions, and logouts, do not grow the set for
+    /// the life of the process.
+    #[test]
+    fn pruning_drops_dead_sessions_and_users() {
+        let set = RevocationSet::new();
+        let (old, live) = (
+            SessionId(uuid::Uuid::new_v4()),
+            SessionId(uuid::Uuid::new_v4()),
+        );
+        set.revoke_session(old, 10);
+        set.revoke_session(live, 100);
+        set.revoke_user_before("u1", 5, 10);
+        set.revoke_user_before("u2", 90, 100);
+        set.prune_expired(50, 40);
+        assert_eq!(
+            set.counts()[1..],
+            [("session", 2), ("user", 2)],
+            "within the leeway"
+        );
+        set.prune_expired(51, 40);
+        assert_eq!(set.counts()[1..], [("session", 1), ("user", 1)]);
+        assert_eq!(set.check(&token("x", Some(old), 0)), Ok(()));
+        assert_eq!(set.check(&token("y", Some(live), 0)), Err(Revoked::Session));
+        let mut by_u2 = token("z", None, 80);
+        by_u2.user_id = UserId("u2".into());
+        assert_eq!(set.check(&by_u2), Err(Revoked::User));
+        // A later revocation of the same session extends its entry, never
+        // shortens it.
+        set.revoke_session(live, 20);
+        set.prune_expired(100, 0);
+        assert_eq!(set.check(&token("y", Some(live), 0)), Err(Revoked::Session));
     }
 }

@@ -311,27 +311,52 @@ pub async fn list_live(
     .await
 }
 
-/// Ids of revoked sessions that have not expired yet: what the in-memory
-/// revocation set must hold after a restart.
-pub async fn revoked_unexpired(db: &Db, now: DateTime<Utc>) -> Result<Vec<Uuid>, StoreError> {
-    #[derive(sqlx::FromRow)]
-    struct Row {
-        id: Uuid,
-        expires_at: DateTime<Utc>,
-    }
+/// Ids of sessions revoked after `since`: what the in-memory revocation
+/// set must hold after a restart (older ones' tokens have all expired).
+pub async fn revoked_since(db: &Db, since: DateTime<Utc>) -> Result<Vec<Uuid>, StoreError> {
     bounded(async {
-        let rows: Vec<Row> = on_db!(db, |pool| sqlx::query_as(
-            "SELECT id, expires_at FROM sessions WHERE revoked_at IS NOT NULL"
-        )
-        .fetch_all(pool)
-        .await)?;
-        Ok(rows
-            .into_iter()
-            .filter(|r| r.expires_at > now)
-            .map(|r| r.id)
-            .collect())
+        let sql = "SELECT id FROM sessions WHERE revoked_at > $1";
+        let ids: Vec<Uuid> = on_db!(db, |pool| sqlx::query_scalar(sql)
+            .bind(since)
+            .fetch_all(pool)
+            .await)?;
+        Ok(ids)
     })
     .await
+}
+
+/// Sessions deleted per statement by `prune`, so no delete holds the
+/// database's write lock for long.
+const PRUNE_BATCH: i64 = 1000;
+
+/// Deletes sessions (with their refresh tokens) that ended, by revocation
+/// or expiry, before `before`: nothing can use them any more, and no token
+/// of theirs still verifies when `before` is a token lifetime ago. Returns
+/// how many went.
+pub async fn prune(db: &Db, before: DateTime<Utc>) -> Result<u64, StoreError> {
+    const ENDED: [&str; 2] = [
+        "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE revoked_at < $1 LIMIT $2)",
+        "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE expires_at < $1 LIMIT $2)",
+    ];
+    let mut pruned = 0;
+    for sql in ENDED {
+        loop {
+            let n = bounded(async {
+                Ok(on_db!(db, |pool| sqlx::query(sql)
+                    .bind(before)
+                    .bind(PRUNE_BATCH)
+                    .execute(pool)
+                    .await
+                    .map(|r| r.rows_affected()))?)
+            })
+            .await?;
+            pruned += n;
+            if n < PRUNE_BATCH as u64 {
+                break;
+            }
+        }
+    }
+    Ok(pruned)
 }
 
 #[cfg(test)]
