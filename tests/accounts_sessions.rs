@@ -145,6 +145,32 @@ async fn max_sessions_per_user_evicts_the_oldest() {
             backend.name
         );
         assert_eq!(api(&gw, &third.access).await.status, 200);
+
+        // The eviction is audited, in the login's own transaction, just
+        // before the login that caused it.
+        let db = gw.state.accounts.db().await.unwrap();
+        let events = portcullis::store::audit::list(db, 10, None).await.unwrap();
+        let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(
+            kinds[..2],
+            ["login_succeeded", "session_evicted"],
+            "{}",
+            backend.name
+        );
+        let detail: Value = serde_json::from_str(&events[1].detail).unwrap();
+        assert_eq!(
+            detail,
+            json!({"sessions": [first.session]}),
+            "{}",
+            backend.name
+        );
+        let detail: Value = serde_json::from_str(&events[0].detail).unwrap();
+        assert_eq!(
+            detail["session"],
+            third.session.as_str(),
+            "{}",
+            backend.name
+        );
     }
 }
 

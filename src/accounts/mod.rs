@@ -171,12 +171,14 @@ impl Accounts {
         }
     }
 
-    /// Starts a session for `user` and returns its token pair.
+    /// Starts a session for `user` (writing `event` with it) and returns
+    /// its token pair.
     async fn start_session(
         &self,
         user: &User,
         client: &Client,
         amr: &[String],
+        event: &str,
     ) -> Result<TokenPair, GatewayError> {
         let db = self.db().await?;
         let refresh = random_token(tokens::REFRESH_TOKEN_BYTES);
@@ -187,28 +189,17 @@ impl Accounts {
             db,
             NewSession {
                 user_id: user.id,
-                ip: Some(&client.ip.to_string()),
-                user_agent: client.user_agent.as_deref(),
+                origin: &client.origin(),
                 amr,
                 expires_at: now + ttl,
                 refresh_hash: &sha256_hex(&refresh),
                 max_sessions: self.config.accounts.max_sessions_per_user,
+                event,
             },
             now,
         )
         .await?;
-        if !evicted.is_empty() {
-            audit::record(
-                db,
-                "session_evicted",
-                Some(user.id),
-                None,
-                &client.origin(),
-                serde_json::json!({"sessions": evicted}),
-            )
-            .await;
-            self.revoke_in_memory(evicted);
-        }
+        self.revoke_in_memory(evicted);
         let orgs = orgs::claims(db, user.id).await?;
         tokens::pair(&self.config, &self.key, user, &session, &orgs, refresh)
             .map_err(GatewayError::Internal)
@@ -299,20 +290,14 @@ impl Accounts {
             let hash = self.hasher.hash(attempt.password).await?;
             users::set_password(db, user.id, &hash, now).await?;
         }
-        let pair = match self.start_session(&user, client, &amr).await {
+        let pair = match self
+            .start_session(&user, client, &amr, "login_succeeded")
+            .await
+        {
             // The account was purged while this login ran.
             Err(GatewayError::NotFound(_)) => return Err(GatewayError::InvalidCredentials),
             other => other?,
         };
-        audit::record(
-            db,
-            "login_succeeded",
-            Some(user.id),
-            None,
-            &client.origin(),
-            serde_json::json!({"session": pair.session_id, "amr": amr}),
-        )
-        .await;
         Ok((user, pair))
     }
 

@@ -28,6 +28,37 @@ pub struct AuditEvent {
     pub detail: String,
 }
 
+/// An event to write.
+pub struct NewEvent<'a> {
+    pub kind: &'a str,
+    pub user_id: Option<Uuid>,
+    pub actor_id: Option<Uuid>,
+    pub origin: &'a Origin,
+    /// JSON.
+    pub detail: String,
+    pub at: DateTime<Utc>,
+}
+
+/// The bound insert of a `NewEvent`, for `record` and for writers that put
+/// their event in their own transaction (`.execute(&mut *tx)`).
+macro_rules! insert_event {
+    ($event:expr) => {
+        sqlx::query(
+            "INSERT INTO audit_events (id, at, kind, user_id, actor_id, ip, user_agent, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(uuid::Uuid::now_v7())
+        .bind($event.at)
+        .bind($event.kind)
+        .bind($event.user_id)
+        .bind($event.actor_id)
+        .bind($event.origin.ip.as_deref())
+        .bind($event.origin.user_agent.as_deref())
+        .bind(&$event.detail)
+    };
+}
+pub(crate) use insert_event;
+
 /// Writes an event. A failure is logged, never surfaced: the action it
 /// describes already happened.
 pub async fn record(
@@ -38,23 +69,19 @@ pub async fn record(
     origin: &Origin,
     detail: serde_json::Value,
 ) {
-    let detail = detail.to_string();
+    let event = NewEvent {
+        kind,
+        user_id,
+        actor_id,
+        origin,
+        detail: detail.to_string(),
+        at: Utc::now(),
+    };
     let result = bounded(async {
-        on_db!(db, |pool| sqlx::query(
-            "INSERT INTO audit_events (id, at, kind, user_id, actor_id, ip, user_agent, detail) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-        )
-        .bind(Uuid::now_v7())
-        .bind(Utc::now())
-        .bind(kind)
-        .bind(user_id)
-        .bind(actor_id)
-        .bind(origin.ip.as_deref())
-        .bind(origin.user_agent.as_deref())
-        .bind(&detail)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
+        on_db!(db, |pool| insert_event!(event)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(())
     })
     .await;

@@ -6,6 +6,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::audit::{insert_event, NewEvent, Origin};
 use super::{bounded, from_json_list, on_db, to_json_list, Db, StoreError};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -61,12 +62,14 @@ const COLUMNS: &str =
 
 pub struct NewSession<'a> {
     pub user_id: Uuid,
-    pub ip: Option<&'a str>,
-    pub user_agent: Option<&'a str>,
+    pub origin: &'a Origin,
     pub amr: &'a [String],
     pub expires_at: DateTime<Utc>,
     pub refresh_hash: &'a str,
     pub max_sessions: u32,
+    /// The audit event that opens the session (`login_succeeded`), written
+    /// in the same transaction with detail `{session, amr}`.
+    pub event: &'a str,
 }
 
 /// A user's live sessions, newest first; served by the partial index
@@ -78,9 +81,18 @@ fn live_sql() -> String {
     )
 }
 
-/// Creates a session with its first refresh token and revokes the oldest
-/// live sessions beyond `max_sessions`. Returns the session and the ids
-/// evicted, all in one transaction.
+/// Revokes (at $1) the live sessions of user $2 beyond the newest $3, in
+/// one statement, through the same partial index.
+const EVICT_SQL: &str = "UPDATE sessions SET revoked_at = $1 \
+     WHERE user_id = $2 AND revoked_at IS NULL AND expires_at > $1 AND id NOT IN \
+     (SELECT id FROM sessions WHERE user_id = $2 AND revoked_at IS NULL AND expires_at > $1 \
+      ORDER BY created_at DESC, id DESC LIMIT $3) \
+     RETURNING id";
+
+/// Creates a session with its first refresh token, revokes the oldest live
+/// sessions beyond `max_sessions`, and writes the audit events (the
+/// evictions', then `new.event`), all in one transaction: a login leaves
+/// all of it or nothing. Returns the session and the ids evicted.
 pub async fn create(
     db: &Db,
     new: NewSession<'_>,
@@ -88,7 +100,18 @@ pub async fn create(
 ) -> Result<(Session, Vec<Uuid>), StoreError> {
     let id = Uuid::now_v7();
     let amr = to_json_list(new.amr);
-    let live_sql = live_sql();
+    let event = |kind, detail: serde_json::Value| NewEvent {
+        kind,
+        user_id: Some(new.user_id),
+        actor_id: None,
+        origin: new.origin,
+        detail: detail.to_string(),
+        at: now,
+    };
+    let opened = event(
+        new.event,
+        serde_json::json!({"session": id, "amr": new.amr}),
+    );
     let evicted = bounded(async {
         on_db!(db, |pool| {
             let mut tx = pool.begin().await?;
@@ -100,8 +123,8 @@ pub async fn create(
             .bind(new.user_id)
             .bind(now)
             .bind(new.expires_at)
-            .bind(new.ip)
-            .bind(new.user_agent)
+            .bind(new.origin.ip.as_deref())
+            .bind(new.origin.user_agent.as_deref())
             .bind(&amr)
             .execute(&mut *tx)
             .await?;
@@ -111,23 +134,17 @@ pub async fn create(
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-            let live: Vec<SessionRow> = sqlx::query_as(sqlx::AssertSqlSafe(live_sql.as_str()))
+            let evicted: Vec<Uuid> = sqlx::query_scalar(EVICT_SQL)
+                .bind(now)
                 .bind(new.user_id)
+                .bind(i64::from(new.max_sessions))
                 .fetch_all(&mut *tx)
                 .await?;
-            let evicted: Vec<Uuid> = live
-                .into_iter()
-                .filter(|s| s.expires_at > now)
-                .skip(new.max_sessions as usize)
-                .map(|s| s.id)
-                .collect();
-            for old in &evicted {
-                sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2")
-                    .bind(now)
-                    .bind(old)
-                    .execute(&mut *tx)
-                    .await?;
+            if !evicted.is_empty() {
+                let gone = event("session_evicted", serde_json::json!({"sessions": evicted}));
+                insert_event!(gone).execute(&mut *tx).await?;
             }
+            insert_event!(opened).execute(&mut *tx).await?;
             tx.commit().await?;
             Ok::<_, StoreError>(evicted)
         })
@@ -140,8 +157,8 @@ pub async fn create(
         last_used_at: now,
         expires_at: new.expires_at,
         revoked_at: None,
-        ip: new.ip.map(String::from),
-        user_agent: new.user_agent.map(String::from),
+        ip: new.origin.ip.clone(),
+        user_agent: new.origin.user_agent.clone(),
         amr: new.amr.to_vec(),
     };
     Ok((session, evicted))
@@ -364,9 +381,9 @@ mod tests {
     use super::*;
     use crate::config::DatabaseConfig;
 
-    /// The live-session query must not walk a user's revoked sessions: a
-    /// login (max_sessions_per_user) ran it on every session the account
-    /// ever had, and slowed down with each one.
+    /// The live-session query and the login's eviction must not walk a
+    /// user's revoked sessions: a login (max_sessions_per_user) ran them on
+    /// every session the account ever had, and slowed down with each one.
     #[tokio::test]
     async fn live_sessions_are_read_through_the_partial_index() {
         let config = DatabaseConfig {
@@ -381,18 +398,27 @@ mod tests {
         let Db::Sqlite(pool) = &db else {
             unreachable!("sqlite::memory: is SQLite")
         };
-        let explain = format!("EXPLAIN QUERY PLAN {}", live_sql());
-        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(explain))
+        type Plan = Vec<(i64, i64, i64, String)>;
+        let explain = |sql: &str| format!("EXPLAIN QUERY PLAN {sql}");
+        let live: Plan = sqlx::query_as(sqlx::AssertSqlSafe(explain(&live_sql())))
             .bind(Uuid::nil())
             .fetch_all(pool)
             .await
             .unwrap();
-        let details: Vec<&str> = plan.iter().map(|row| row.3.as_str()).collect();
-        assert!(
-            details
+        let evict: Plan = sqlx::query_as(sqlx::AssertSqlSafe(explain(EVICT_SQL)))
+            .bind(Utc::now())
+            .bind(Uuid::nil())
+            .bind(10_i64)
+            .fetch_all(pool)
+            .await
+            .unwrap();
+        for (sql, plan) in [("live", live), ("evict", evict)] {
+            let details: Vec<&str> = plan.iter().map(|row| row.3.as_str()).collect();
+            let indexed = details
                 .iter()
-                .any(|d| d.contains("USING INDEX sessions_user_live")),
-            "plan: {details:?}"
-        );
+                .any(|d| d.contains("USING INDEX sessions_user_live"));
+            let scans = details.iter().any(|d| d.starts_with("SCAN"));
+            assert!(indexed && !scans, "{sql}: {details:?}");
+        }
     }
 }
