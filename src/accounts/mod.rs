@@ -7,7 +7,9 @@
 //!   verification by mail; `deletion`: scheduled account deletion
 //! - `api_keys`, `orgs`: keys and organizations
 //! - `throttle`, `tokens`, `clock`: per-IP/per-address throttles, token
-//!   pairs, the clock of time-dependent rules
+//!   pairs and how long a revocation must last, the clock of time-dependent
+//!   rules
+//! - `housekeeping`: forgetting ended sessions and expired mailed tokens
 
 pub mod api_keys;
 pub mod clock;
