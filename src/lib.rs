@@ -78,10 +78,30 @@ fn prepare_database(state: &AppState) -> Result<(), String> {
     })
 }
 
+/// Fails at once, naming the key, when a listen address cannot be bound
+/// (in use, or not an address of this machine). Left to pingora, the bind
+/// is retried for 30 s and then only its listener thread dies: the process
+/// lives on, serving nothing, and looks healthy to whoever supervises it.
+fn ensure_bindable(server: &config::ServerConfig) -> Result<(), String> {
+    let listeners = [
+        ("server.listen", server.listen),
+        ("server.admin_listen", server.admin_listen),
+    ];
+    for (key, addr) in listeners {
+        // Closed again at once: a listener that never accepted leaves no
+        // TIME_WAIT behind, so pingora's own bind right after succeeds.
+        std::net::TcpListener::bind(addr)
+            .map_err(|e| format!("{key}: cannot listen on {addr}: {e}"))?;
+    }
+    Ok(())
+}
+
 impl Gateway {
-    /// Prepares everything that can fail before listening: the signing key
-    /// (created on first start), verifiers, limiters, upstream pools.
+    /// Prepares everything that can fail before listening: the listen
+    /// addresses, the signing key (created on first start), verifiers,
+    /// limiters, upstream pools, the database.
     pub fn build(config: Config) -> Result<Gateway, String> {
+        ensure_bindable(&config.server)?;
         // One TLS provider for the whole process (reqwest, pingora).
         let _ = rustls::crypto::ring::default_provider().install_default();
         let (state, health_services) = AppState::build(config)?;

@@ -1,6 +1,7 @@
 //! The `portcullis` binary from the outside: `check` reports every problem
 //! with its key and line, `keygen` writes keys, `serve` creates its key on
-//! first start and finishes in-flight requests on SIGTERM.
+//! first start, finishes in-flight requests on SIGTERM, and refuses a taken
+//! port at once.
 
 mod common;
 
@@ -186,6 +187,48 @@ fn serve_refuses_a_bad_config_naming_every_problem() {
         err.contains("server.listen") && err.contains("server.threads"),
         "{err}"
     );
+}
+
+/// A port already taken is an error at once, naming the key, for either
+/// listener: not a process that retries for 30 s and then lives on without
+/// a listener.
+#[test]
+fn serve_exits_at_once_when_a_listen_port_is_taken() {
+    for key in ["listen", "admin_listen"] {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let (listen, admin) = match key {
+            "listen" => (port, free_port()),
+            _ => (free_port(), port),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = write(dir.path(), &preamble(listen, admin));
+        let mut child = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(&cfg)
+            .env_remove("PORTCULLIS_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if started.elapsed() > Duration::from_secs(20) {
+                let _ = child.kill();
+                panic!("{key}: still running 20 s after start on a taken port");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert_eq!(status.code(), Some(1), "{key}: {err}");
+        let expected = format!("server.{key}: cannot listen on 127.0.0.1:{port}");
+        assert!(err.contains(&expected), "{key}: {err}");
+        drop(taken);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
