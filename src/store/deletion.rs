@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{bounded, on_db, Db, StoreError};
+use super::{bounded, ids_since, on_db, Db, StoreError};
 
 /// Orgs (by name) that would be left with members but no owner.
 const ORPHANED_ORGS: &str = "SELECT o.name FROM orgs o JOIN org_members me ON me.org_id = o.id \
@@ -187,14 +187,11 @@ pub async fn purge(db: &Db, user: Uuid, now: DateTime<Utc>) -> Result<Purge, Sto
 
 /// Accounts purged after `since` (their tokens may still be unexpired).
 pub async fn purged_since(db: &Db, since: DateTime<Utc>) -> Result<Vec<Uuid>, StoreError> {
-    bounded(async {
-        let sql = "SELECT id FROM deleted_users WHERE deleted_at > $1";
-        let ids: Vec<Uuid> = on_db!(db, |pool| sqlx::query_scalar(sql)
-            .bind(since)
-            .fetch_all(pool)
-            .await)?;
-        Ok(ids)
-    })
+    ids_since(
+        db,
+        "SELECT id FROM deleted_users WHERE deleted_at > $1",
+        since,
+    )
     .await
 }
 

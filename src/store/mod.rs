@@ -115,6 +115,22 @@ pub async fn bounded<T>(fut: impl Future<Output = Result<T, StoreError>>) -> Res
         .unwrap_or_else(|_| Err(StoreError::Unavailable("timed out".into())))
 }
 
+/// The ids `sql` selects for the one time parameter `$1` (sessions revoked,
+/// accounts purged, … since then).
+pub(crate) async fn ids_since(
+    db: &Db,
+    sql: &'static str,
+    since: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<uuid::Uuid>, StoreError> {
+    bounded(async {
+        Ok(on_db!(db, |pool| sqlx::query_scalar(sql)
+            .bind(since)
+            .fetch_all(pool)
+            .await)?)
+    })
+    .await
+}
+
 impl Db {
     /// Opens a pool for `config.url`; relative SQLite paths resolve against
     /// `base_dir`, and the file and its directory are created.

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::audit::{insert_event, NewEvent, Origin};
-use super::{bounded, from_json_list, on_db, to_json_list, Db, StoreError};
+use super::{bounded, from_json_list, ids_since, on_db, to_json_list, Db, StoreError};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 struct SessionRow {
@@ -331,15 +331,7 @@ pub async fn list_live(
 /// Ids of sessions revoked after `since`: what the in-memory revocation
 /// set must hold after a restart (older ones' tokens have all expired).
 pub async fn revoked_since(db: &Db, since: DateTime<Utc>) -> Result<Vec<Uuid>, StoreError> {
-    bounded(async {
-        let sql = "SELECT id FROM sessions WHERE revoked_at > $1";
-        let ids: Vec<Uuid> = on_db!(db, |pool| sqlx::query_scalar(sql)
-            .bind(since)
-            .fetch_all(pool)
-            .await)?;
-        Ok(ids)
-    })
-    .await
+    ids_since(db, "SELECT id FROM sessions WHERE revoked_at > $1", since).await
 }
 
 /// Sessions deleted per statement by `prune`, so no delete holds the
