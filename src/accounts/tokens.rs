@@ -18,19 +18,22 @@ pub const REFRESH_TOKEN_BYTES: usize = 32;
 /// bounded by `store::OPERATION_TIMEOUT`); revocations cover that too.
 const IN_FLIGHT: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// How long after a revocation a token it refuses can still be unexpired.
+fn refusal_span(config: &Config) -> std::time::Duration {
+    config.tokens.access_ttl + IN_FLIGHT
+}
+
 /// The latest `exp` (seconds) of an access token of a session or account
 /// revoked at `at` (seconds): how long its in-memory entry must refuse.
 pub fn latest_exp(config: &Config, at: i64) -> i64 {
-    let lifetime = config.tokens.access_ttl + IN_FLIGHT;
-    at.saturating_add(lifetime.as_secs() as i64)
+    at.saturating_add(refusal_span(config).as_secs() as i64)
 }
 
 /// How long after a revocation a token it refuses could still verify (the
 /// latest `exp` plus the verification leeway): what the database must
 /// remember to rebuild the in-memory set at start.
 pub fn revocation_memory(config: &Config) -> chrono::Duration {
-    let t = &config.tokens;
-    chrono::Duration::from_std(t.access_ttl + IN_FLIGHT + t.leeway)
+    chrono::Duration::from_std(refusal_span(config) + config.tokens.leeway)
         .unwrap_or(chrono::Duration::days(1))
 }
 
