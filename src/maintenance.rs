@@ -12,6 +12,7 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
 use crate::authn::jwt::now_secs;
+use crate::error::GatewayError;
 use crate::state::AppState;
 
 const TICK: Duration = Duration::from_secs(10);
@@ -26,35 +27,40 @@ impl Maintenance {
         Self { state }
     }
 
-    /// Purges due account deletions, then forgets ended sessions and
-    /// expired mailed tokens, on the API runtime (where the pool lives);
-    /// failures are logged and retried next interval.
+    /// Purges due account deletions, and forgets ended sessions and
+    /// expired mailed tokens, on the API runtime (where the pool lives).
+    /// Each runs whether or not the other failed; failures are logged and
+    /// retried next interval.
     async fn purge(&self) {
         let accounts = self.state.accounts.clone();
-        let result = self
+        let ran = self
             .state
             .api_runtime
             .run(async move {
-                let purged = accounts.purge_due_deletions().await?;
-                let pruned = accounts.prune_ended().await?;
-                Ok::<_, crate::error::GatewayError>((purged, pruned))
+                let purged = accounts.purge_due_deletions().await;
+                (purged, accounts.prune_ended().await)
             })
-            .await
-            .and_then(|r| r);
-        match result {
-            Ok((purged, pruned)) => {
-                if purged > 0 {
-                    tracing::info!(accounts = purged, "purged accounts whose deletion was due");
-                }
-                if pruned > 0 {
-                    tracing::debug!(sessions = pruned, "forgot sessions that ended");
-                }
-            }
-            Err(e) => tracing::warn!(
+            .await;
+        let warn = |what: &str, e: GatewayError| {
+            tracing::warn!(
                 error = e.detail(),
                 cause = e.log_cause(),
-                "account purge failed; retrying later"
-            ),
+                "{what} failed; retrying later"
+            )
+        };
+        let (purged, pruned) = match ran {
+            Ok(results) => results,
+            Err(e) => return warn("account purge", e),
+        };
+        match purged {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(accounts = n, "purged accounts whose deletion was due"),
+            Err(e) => warn("account purge", e),
+        }
+        match pruned {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(sessions = n, "forgot sessions that ended"),
+            Err(e) => warn("pruning ended sessions", e),
         }
     }
 }
