@@ -36,13 +36,6 @@ fn header_u64(r: &RawResponse, name: &str) -> u64 {
         .unwrap_or_else(|e| panic!("{name} not an integer: {e}"))
 }
 
-/// The value of the sample line starting with `series` (exact labels).
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series))
-        .and_then(|rest| rest.trim().parse().ok())
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn ip_budget_then_429_with_retry_after() {
     let (gw, echo) = setup(&[route("limited", "public", r#"key = "ip", rate = "3/m""#)]).await;

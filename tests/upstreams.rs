@@ -55,12 +55,6 @@ fn healthy_series(backend: SocketAddr) -> String {
     format!("portcullis_upstream_healthy{{backend=\"{backend}\",upstream=\"app\"}}")
 }
 
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series))
-        .and_then(|rest| rest.trim().parse().ok())
-}
-
 async fn admin_get(gw: &TestGateway, path: &str) -> RawResponse {
     raw_get(gw.admin, path, &[]).await
 }

@@ -248,6 +248,14 @@ impl Drop for TestGateway {
     }
 }
 
+/// The value of the `/metrics` sample line starting with `series` (exact
+/// labels).
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series))
+        .and_then(|rest| rest.trim().parse().ok())
+}
+
 pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
