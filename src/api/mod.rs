@@ -92,7 +92,34 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .method_not_allowed_fallback(|| async {
             GatewayError::MethodNotAllowed("see /auth/openapi.json")
         })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            durable_writes,
+        ))
         .with_state(state)
+}
+
+/// A request that may have written is answered only once its writes are on
+/// disk (SQLite's group commit, `store::durability`); when they cannot be
+/// made durable, the answer is a 503 instead.
+async fn durable_writes(
+    axum::extract::State(state): axum::extract::State<Arc<ApiState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let safe = matches!(
+        *request.method(),
+        http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
+    );
+    if safe {
+        return next.run(request).await;
+    }
+    let _writing = state.accounts.writing();
+    let response = next.run(request).await;
+    match state.accounts.sync_writes().await {
+        Ok(()) => response,
+        Err(e) => e.into_response(),
+    }
 }
 
 impl IntoResponse for GatewayError {

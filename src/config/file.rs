@@ -68,6 +68,7 @@ pub struct DatabaseFile {
     pub url: String,
     pub max_connections: u32,
     pub auto_migrate: bool,
+    pub sync_interval: String,
 }
 
 impl Default for DatabaseFile {
@@ -76,6 +77,7 @@ impl Default for DatabaseFile {
             url: "sqlite://data/portcullis.db".into(),
             max_connections: 8,
             auto_migrate: true,
+            sync_interval: "200ms".into(),
         }
     }
 }

@@ -42,6 +42,22 @@ fn an_empty_file_gets_every_default() {
     assert_eq!(c.headers.strip_prefixes, ["x-auth-"]);
     assert_eq!(c.api_keys.headers, ["x-api-key"]);
     assert!(c.routes.is_empty());
+    assert_eq!(
+        c.database.sync_interval,
+        std::time::Duration::from_millis(200)
+    );
+}
+
+#[test]
+fn the_database_sync_interval_is_bounded() {
+    let p = problems("[database]\nsync_interval = \"2s\"\n");
+    assert!(
+        p.iter()
+            .any(|l| l.contains("database.sync_interval: must be at most 1s")),
+        "{p:?}"
+    );
+    let c = parse("[database]\nsync_interval = \"0s\"\n").unwrap();
+    assert_eq!(c.database.sync_interval, std::time::Duration::ZERO);
 }
 
 #[test]

@@ -184,6 +184,9 @@ fn server(s: &ServerFile, p: &mut Problems) -> Option<ServerConfig> {
     })
 }
 
+/// Longest `database.sync_interval`: a write's response may wait this long.
+const MAX_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 fn database(d: &DatabaseFile, p: &mut Problems) -> DatabaseConfig {
     let known = ["sqlite:", "postgres://", "postgresql://"];
     if !known.iter().any(|k| d.url.starts_with(k)) {
@@ -195,10 +198,18 @@ fn database(d: &DatabaseFile, p: &mut Problems) -> DatabaseConfig {
     if d.max_connections == 0 {
         p.add("database.max_connections", "must be at least 1");
     }
+    let sync_interval = duration("database.sync_interval", &d.sync_interval, p);
+    if sync_interval > MAX_SYNC_INTERVAL {
+        p.add(
+            "database.sync_interval",
+            "must be at most 1s: every write waits for the sync before its response",
+        );
+    }
     DatabaseConfig {
         url: d.url.clone(),
         max_connections: d.max_connections,
         auto_migrate: d.auto_migrate,
+        sync_interval,
     }
 }
 

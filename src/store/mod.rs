@@ -10,6 +10,7 @@ pub mod account_tokens;
 pub mod api_keys;
 pub mod audit;
 pub mod deletion;
+pub mod durability;
 pub mod lockouts;
 pub mod mfa;
 pub mod orgs;
@@ -22,7 +23,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
 use crate::config::DatabaseConfig;
@@ -36,7 +37,8 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations
 
 #[derive(Clone, Debug)]
 pub enum Db {
-    Sqlite(SqlitePool),
+    /// With the group commit of its log when the database is a file.
+    Sqlite(SqlitePool, Option<std::sync::Arc<durability::WalSync>>),
     Postgres(PgPool),
 }
 
@@ -44,7 +46,7 @@ pub enum Db {
 macro_rules! on_db {
     ($db:expr, |$pool:ident| $body:expr) => {
         match $db {
-            $crate::store::Db::Sqlite($pool) => $body,
+            $crate::store::Db::Sqlite($pool, _) => $body,
             $crate::store::Db::Postgres($pool) => $body,
         }
     };
@@ -138,6 +140,7 @@ impl Db {
         let url = config.url.as_str();
         if let Some(rest) = url.strip_prefix("sqlite:") {
             let path = rest.trim_start_matches("//");
+            let mut wal_sync = None;
             let options = if path == ":memory:" {
                 SqliteConnectOptions::from_str("sqlite::memory:").map_err(StoreError::from)?
             } else {
@@ -153,6 +156,14 @@ impl Db {
                     .create_if_missing(true);
                 if query.contains("mode=memory") {
                     o = o.in_memory(true);
+                } else {
+                    // Commits leave the log unsynced; requests wait for the
+                    // group sync instead (`durability`).
+                    o = o.synchronous(SqliteSynchronous::Normal);
+                    wal_sync = Some(std::sync::Arc::new(durability::WalSync::new(
+                        full,
+                        config.sync_interval,
+                    )));
                 }
                 o
             };
@@ -165,7 +176,7 @@ impl Db {
                 .acquire_timeout(ACQUIRE_TIMEOUT)
                 .connect_with(options)
                 .await?;
-            Ok(Db::Sqlite(pool))
+            Ok(Db::Sqlite(pool, wal_sync))
         } else {
             let options = PgConnectOptions::from_str(url).map_err(StoreError::from)?;
             let pool = PgPoolOptions::new()
@@ -180,7 +191,7 @@ impl Db {
     /// Applies the embedded migrations for this backend.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let result = match self {
-            Db::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await,
+            Db::Sqlite(pool, _) => SQLITE_MIGRATIONS.run(pool).await,
             Db::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await,
         };
         result.map_err(|e| match e {
@@ -201,13 +212,42 @@ impl Db {
         .await
     }
 
+    /// Returns once every write committed before the call is durable: a
+    /// group sync of SQLite's log (`durability`); PostgreSQL commits are.
+    pub async fn sync(&self) -> Result<(), StoreError> {
+        match self {
+            Db::Sqlite(_, Some(wal)) => bounded(wal.flush()).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Marks a request that may write as under way (SQLite's group commit
+    /// holds a sync back only while there are several).
+    pub fn writing(&self) -> Option<durability::Writing> {
+        match self {
+            Db::Sqlite(_, Some(wal)) => Some(wal.writing()),
+            _ => None,
+        }
+    }
+
+    /// Syncs of SQLite's log so far (none for other backends).
+    pub fn syncs(&self) -> u64 {
+        match self {
+            Db::Sqlite(_, Some(wal)) => wal.syncs(),
+            _ => 0,
+        }
+    }
+
     pub async fn close(&self) {
+        if let Err(e) = self.sync().await {
+            tracing::warn!(error = %e, "database sync before closing");
+        }
         on_db!(self, |pool| pool.close().await)
     }
 
     pub fn backend(&self) -> &'static str {
         match self {
-            Db::Sqlite(_) => "sqlite",
+            Db::Sqlite(..) => "sqlite",
             Db::Postgres(_) => "postgres",
         }
     }

@@ -382,12 +382,13 @@ mod tests {
             url: "sqlite::memory:".into(),
             max_connections: 1,
             auto_migrate: true,
+            sync_interval: std::time::Duration::ZERO,
         };
         let db = Db::connect(&config, std::path::Path::new("."))
             .await
             .unwrap();
         db.migrate().await.unwrap();
-        let Db::Sqlite(pool) = &db else {
+        let Db::Sqlite(pool, _) = &db else {
             unreachable!("sqlite::memory: is SQLite")
         };
         type Plan = Vec<(i64, i64, i64, String)>;

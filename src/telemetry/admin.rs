@@ -28,6 +28,9 @@ impl AdminApp {
         for (kind, count) in self.state.revocations.counts() {
             m.revocations.with_label_values(&[kind]).set(count as i64);
         }
+        let syncs = self.state.accounts.database_syncs();
+        m.database_syncs
+            .inc_by(syncs.saturating_sub(m.database_syncs.get()));
         m.render()
     }
 

@@ -1,8 +1,10 @@
 //! Prometheus metrics named in DESIGN.md §10. Gauges that mirror other state
-//! (upstream health, revocation counts) are filled at scrape time.
+//! (upstream health, revocation counts, database syncs) are filled at scrape
+//! time.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 pub struct Metrics {
@@ -14,6 +16,7 @@ pub struct Metrics {
     pub ratelimit_rejections: IntCounterVec,
     pub upstream_healthy: IntGaugeVec,
     pub revocations: IntGaugeVec,
+    pub database_syncs: IntCounter,
 }
 
 impl Metrics {
@@ -81,7 +84,12 @@ impl Metrics {
         registry.register(Box::new(cache_requests.clone()))?;
         registry.register(Box::new(ratelimit_rejections.clone()))?;
         registry.register(Box::new(upstream_healthy.clone()))?;
+        let database_syncs = IntCounter::new(
+            "portcullis_database_syncs_total",
+            "Syncs of SQLite's write-ahead log to disk (one per group of writes)",
+        )?;
         registry.register(Box::new(revocations.clone()))?;
+        registry.register(Box::new(database_syncs.clone()))?;
         Ok(Self {
             registry,
             requests,
@@ -91,6 +99,7 @@ impl Metrics {
             ratelimit_rejections,
             upstream_healthy,
             revocations,
+            database_syncs,
         })
     }
 

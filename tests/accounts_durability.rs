@@ -1,0 +1,78 @@
+//! Writes are on disk before their response (SQLite's group commit,
+//! `database.sync_interval`), seen from the outside through
+//! `portcullis_database_syncs_total`: every writing request is answered
+//! after a sync of the log, a lone writer is never held back, concurrent
+//! writers share syncs, and reads sync nothing.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::login::*;
+use common::*;
+
+const SYNCS: &str = "portcullis_database_syncs_total";
+const INTERVAL: Duration = Duration::from_millis(1000);
+
+async fn syncs(gw: &TestGateway) -> u64 {
+    let text = gw.metrics().await;
+    metric(&text, SYNCS).unwrap_or_else(|| panic!("no {SYNCS} in:\n{text}")) as u64
+}
+
+async fn sqlite_gateway() -> TestGateway {
+    let body = format!(
+        "\n[database]\nurl = \"sqlite://data/portcullis.db\"\nsync_interval = \"{}ms\"\n{}",
+        INTERVAL.as_millis(),
+        accounts(&[THROTTLE_OFF, LOCKOUT_FAR])
+    );
+    TestGateway::start(&body).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_write_is_synced_before_its_answer_and_concurrent_ones_share_syncs() {
+    let gw = sqlite_gateway().await;
+    register(&gw, "first@example.com", None, PASSWORD).await;
+    let after_register = syncs(&gw).await;
+    assert!(after_register >= 1, "registration answered without a sync");
+
+    // One writer after the other: each login is synced on its own, at once.
+    let started = Instant::now();
+    for n in 1..=5 {
+        let r = attempt(&gw, "first@example.com", PASSWORD, "").await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(syncs(&gw).await, after_register + n, "login {n}");
+    }
+    assert!(
+        started.elapsed() < 2 * INTERVAL,
+        "a lone writer was held back: 5 logins took {:?}",
+        started.elapsed()
+    );
+
+    // Reads write nothing and sync nothing.
+    let pair = attempt(&gw, "first@example.com", PASSWORD, "").await.json();
+    let before_reads = syncs(&gw).await;
+    for _ in 0..3 {
+        let me = get_bearer(&gw, "/auth/me", &pair["access_token"]).await;
+        assert_eq!(me.status, 200, "{}", me.text);
+    }
+    assert_eq!(syncs(&gw).await, before_reads, "GET /auth/me synced");
+
+    // Many writers at once: all answered, with fewer syncs than logins.
+    let before = syncs(&gw).await;
+    let logins = (0..12).map(|_| {
+        let url = gw.url("/auth/login");
+        tokio::spawn(async move {
+            let body = serde_json::json!({"email": "first@example.com", "password": PASSWORD});
+            post_json(&url, &body).await.status
+        })
+    });
+    for login in logins.collect::<Vec<_>>() {
+        assert_eq!(login.await.unwrap(), 200);
+    }
+    let shared = syncs(&gw).await - before;
+    assert!(
+        (1..12).contains(&shared),
+        "12 concurrent logins took {shared} syncs"
+    );
+    eprintln!("SHARED={shared}");
+}
