@@ -28,7 +28,7 @@
 # proxy thread preempt the idle-class hashing thread at once. PIN=0 shares
 # every core among all of them (see benches/README.md for what that shows).
 #
-# Usage: benches/login_storm.sh   (LOADS="paced saturated" PIN=1 STORM_CONNS=4
+# Usage: benches/login_storm.sh   (LOADS="paced saturated" PIN=1 STORM_CONNS=16
 #        PACED_SECONDS=90 WINDOW=3 PACED_SHARE=0.2 PACED_CONNS=16
 #        ROUNDS=5 DURATION=5 CONNS=8
 #        DATABASE_URL=a SQLite file in the scratch directory)
@@ -44,7 +44,7 @@ PACED_SHARE=${PACED_SHARE:-0.2}
 PACED_SECONDS=${PACED_SECONDS:-90}
 WINDOW=${WINDOW:-3}
 PACED_CONNS=${PACED_CONNS:-16}
-STORM_CONNS=${STORM_CONNS:-4}
+STORM_CONNS=${STORM_CONNS:-16}   # enough to keep hashing busy while each login waits for its group sync
 PIN=${PIN:-1}
 DATABASE_URL=${DATABASE_URL:-}
 cores=$(nproc)
