@@ -31,7 +31,7 @@
 # Usage: benches/login_storm.sh   (LOADS="paced saturated" PIN=1 STORM_CONNS=16
 #        PACED_SECONDS=90 WINDOW=3 PACED_SHARE=0.2 PACED_CONNS=16
 #        ROUNDS=5 DURATION=5 CONNS=8
-#        DATABASE_URL=a SQLite file in the scratch directory)
+#        DATABASE_URL=a SQLite file in the scratch directory SYNC_INTERVAL=200ms)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,6 +47,7 @@ PACED_CONNS=${PACED_CONNS:-16}
 STORM_CONNS=${STORM_CONNS:-16}   # enough to keep hashing busy while each login waits for its group sync
 PIN=${PIN:-1}
 DATABASE_URL=${DATABASE_URL:-}
+SYNC_INTERVAL=${SYNC_INTERVAL:-200ms}   # database.sync_interval: "0s" syncs for every login
 cores=$(nproc)
 if [ "$PIN" = 1 ] && [ "$cores" -ge 2 ]; then
   GATEWAY_PIN="taskset -c $((cores - 1))"; CLIENT_PIN="taskset -c 0-$((cores - 2))"
@@ -66,8 +67,9 @@ cat > "$work/portcullis.toml" <<CONF
 listen = "127.0.0.1:$GW"
 admin_listen = "127.0.0.1:$ADMIN"
 threads = 1
-${DATABASE_URL:+[database]
-url = \"$DATABASE_URL\"}
+[database]
+${DATABASE_URL:+url = \"$DATABASE_URL\"}
+sync_interval = "$SYNC_INTERVAL"
 [accounts]
 cookie_secure = false
 argon2 = { memory_kib = $ARGON2_MEMORY_KIB, iterations = 2, parallelism = 1 }
