@@ -111,6 +111,13 @@ pub async fn me(gw: &TestGateway, access: &str) -> Resp {
     r
 }
 
+/// Logs the session of `access` out; asserts the 204.
+pub async fn logout(gw: &TestGateway, access: &str) -> Resp {
+    let r = authed(gw, reqwest::Method::POST, "/auth/logout", access).await;
+    assert_eq!(r.status, 204, "logout: {}", r.text);
+    r
+}
+
 pub async fn authed(gw: &TestGateway, method: reqwest::Method, path: &str, token: &str) -> Resp {
     send(
         client()
