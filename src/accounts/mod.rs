@@ -128,24 +128,10 @@ impl Accounts {
         self.db.get().await.map_err(GatewayError::from)
     }
 
-    /// Marks a request that may write as under way, until the guard drops.
-    pub fn writing(&self) -> Option<crate::store::durability::Writing> {
-        self.db.opened().and_then(Db::writing)
-    }
-
-    /// Returns once the writes committed so far are durable (the group
-    /// commit of `store::durability`); a request that wrote is answered
-    /// only after this.
-    pub async fn sync_writes(&self) -> Result<(), GatewayError> {
-        match self.db.opened() {
-            Some(db) => db.sync().await.map_err(GatewayError::from),
-            None => Ok(()),
-        }
-    }
-
-    /// Syncs of the database log so far (for `/metrics`).
-    pub fn database_syncs(&self) -> u64 {
-        self.db.opened().map_or(0, Db::syncs)
+    /// The pool if it is open already (the group commit of
+    /// `store::durability`, `/metrics`), without opening it.
+    pub fn opened_db(&self) -> Option<&Db> {
+        self.db.opened()
     }
 
     /// Whether the database answers (for `/readyz`).

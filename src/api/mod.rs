@@ -37,6 +37,7 @@ use crate::accounts::Accounts;
 use crate::authn::Authenticator;
 use crate::error::GatewayError;
 use crate::store::users::User;
+use crate::store::Db;
 
 pub struct ApiState {
     pub accounts: Arc<Accounts>,
@@ -114,11 +115,15 @@ async fn durable_writes(
     if safe {
         return next.run(request).await;
     }
-    let _writing = state.accounts.writing();
+    let _writing = state.accounts.opened_db().and_then(Db::writing);
     let response = next.run(request).await;
-    match state.accounts.sync_writes().await {
+    // The first request opens the pool; look again.
+    let Some(db) = state.accounts.opened_db() else {
+        return response;
+    };
+    match db.sync().await {
         Ok(()) => response,
-        Err(e) => e.into_response(),
+        Err(e) => GatewayError::from(e).into_response(),
     }
 }
 

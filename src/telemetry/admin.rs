@@ -8,6 +8,7 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
 use crate::state::AppState;
+use crate::store::Db;
 
 pub struct AdminApp {
     state: AppState,
@@ -28,7 +29,7 @@ impl AdminApp {
         for (kind, count) in self.state.revocations.counts() {
             m.revocations.with_label_values(&[kind]).set(count as i64);
         }
-        let syncs = self.state.accounts.database_syncs();
+        let syncs = self.state.accounts.opened_db().map_or(0, Db::syncs);
         m.database_syncs
             .inc_by(syncs.saturating_sub(m.database_syncs.get()));
         m.render()
