@@ -140,9 +140,9 @@ impl Db {
         let url = config.url.as_str();
         if let Some(rest) = url.strip_prefix("sqlite:") {
             let path = rest.trim_start_matches("//");
-            let mut wal_sync = None;
-            let options = if path == ":memory:" {
-                SqliteConnectOptions::from_str("sqlite::memory:").map_err(StoreError::from)?
+            let (options, wal_sync) = if path == ":memory:" {
+                let memory = SqliteConnectOptions::from_str("sqlite::memory:");
+                (memory.map_err(StoreError::from)?, None)
             } else {
                 let (file, query) = path.split_once('?').unwrap_or((path, ""));
                 let full = crate::config::units::resolve_path(base_dir, file);
@@ -151,21 +151,20 @@ impl Db {
                         StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
                     })?;
                 }
-                let mut o = SqliteConnectOptions::new()
+                let file_options = SqliteConnectOptions::new()
                     .filename(&full)
                     .create_if_missing(true);
                 if query.contains("mode=memory") {
-                    o = o.in_memory(true);
+                    (file_options.in_memory(true), None)
                 } else {
                     // Commits leave the log unsynced; requests wait for the
                     // group sync instead (`durability`).
-                    o = o.synchronous(SqliteSynchronous::Normal);
-                    wal_sync = Some(std::sync::Arc::new(durability::WalSync::new(
-                        full,
-                        config.sync_interval,
-                    )));
+                    let sync = durability::WalSync::new(full, config.sync_interval);
+                    (
+                        file_options.synchronous(SqliteSynchronous::Normal),
+                        Some(std::sync::Arc::new(sync)),
+                    )
                 }
-                o
             };
             let options = options
                 .journal_mode(SqliteJournalMode::Wal)
