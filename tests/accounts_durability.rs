@@ -59,7 +59,8 @@ async fn every_write_is_synced_before_its_answer_and_concurrent_ones_share_syncs
     assert_eq!(syncs(&gw).await, before_reads, "GET /auth/me synced");
 
     // Many writers at once: all answered, sharing syncs (one each without
-    // the hold-back; with it, one per interval while logins go on).
+    // the hold-back; with it, what is left of the burst, then one per
+    // interval while logins go on).
     let before = syncs(&gw).await;
     let logins = (0..12).map(|_| {
         let url = gw.url("/auth/login");

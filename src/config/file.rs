@@ -77,7 +77,7 @@ impl Default for DatabaseFile {
             url: "sqlite://data/portcullis.db".into(),
             max_connections: 8,
             auto_migrate: true,
-            sync_interval: "200ms".into(),
+            sync_interval: "500ms".into(),
         }
     }
 }

@@ -44,7 +44,7 @@ fn an_empty_file_gets_every_default() {
     assert!(c.routes.is_empty());
     assert_eq!(
         c.database.sync_interval,
-        std::time::Duration::from_millis(200)
+        std::time::Duration::from_millis(500)
     );
 }
 

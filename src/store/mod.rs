@@ -23,7 +23,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{PgPool, SqlitePool};
 
 use crate::config::DatabaseConfig;
@@ -157,11 +157,9 @@ impl Db {
                 if query.contains("mode=memory") {
                     (file_options.in_memory(true), None)
                 } else {
-                    // Commits leave the log unsynced; requests wait for the
-                    // group sync instead (`durability`).
                     let sync = durability::WalSync::new(full, config.sync_interval);
                     (
-                        file_options.synchronous(SqliteSynchronous::Normal),
+                        durability::group_commit(file_options),
                         Some(std::sync::Arc::new(sync)),
                     )
                 }
