@@ -28,10 +28,10 @@
 # proxy thread preempt the idle-class hashing thread at once. PIN=0 shares
 # every core among all of them (see benches/README.md for what that shows).
 #
-# Usage: benches/login_storm.sh   (LOADS="paced saturated" PIN=1 STORM_CONNS=16
+# Usage: benches/login_storm.sh   (LOADS="paced saturated" PIN=1 STORM_CONNS=32
 #        PACED_SECONDS=90 WINDOW=3 PACED_SHARE=0.2 PACED_CONNS=16
 #        ROUNDS=5 DURATION=5 CONNS=8
-#        DATABASE_URL=a SQLite file in the scratch directory SYNC_INTERVAL=200ms)
+#        DATABASE_URL=a SQLite file in the scratch directory SYNC_INTERVAL=500ms)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,10 +44,10 @@ PACED_SHARE=${PACED_SHARE:-0.2}
 PACED_SECONDS=${PACED_SECONDS:-90}
 WINDOW=${WINDOW:-3}
 PACED_CONNS=${PACED_CONNS:-16}
-STORM_CONNS=${STORM_CONNS:-16}   # enough to keep hashing busy while each login waits for its group sync
+STORM_CONNS=${STORM_CONNS:-32}   # enough to keep hashing busy while each login waits up to sync_interval for its group sync
 PIN=${PIN:-1}
 DATABASE_URL=${DATABASE_URL:-}
-SYNC_INTERVAL=${SYNC_INTERVAL:-200ms}   # database.sync_interval: "0s" syncs for every login
+SYNC_INTERVAL=${SYNC_INTERVAL:-500ms}   # database.sync_interval: "0s" syncs for every login
 cores=$(nproc)
 if [ "$PIN" = 1 ] && [ "$cores" -ge 2 ]; then
   GATEWAY_PIN="taskset -c $((cores - 1))"; CLIENT_PIN="taskset -c 0-$((cores - 2))"
@@ -101,11 +101,22 @@ $CLIENT_PIN wrk -t1 -c"$CONNS" -d3s "$PROXIED" > "$work/capacity"   # warm-up, a
 capacity=$(rps "$work/capacity")
 paced_rate=$(awk -v c="$capacity" -v s="$PACED_SHARE" 'BEGIN { printf "%d", c * s }')
 
+disk_flushes() { # cache flushes the disk under the scratch directory has completed (empty if unknown)
+  local dev
+  dev=$(basename "$(df --output=source "$work" | tail -n1)")
+  awk 'NF >= 17 { print $16 }' "/sys/class/block/$dev/stat" 2>/dev/null || true
+}
 paced_run() { # the interleaved paced run: one line per class, then the logins line
+  local flushes_before
+  flushes_before=$(disk_flushes)
   $CLIENT_PIN "$bin_dir/examples/paced_load" --storm "http://127.0.0.1:$GW/auth/login" \
     --storm-body "$work/login.json" --storm-conns "$STORM_CONNS" --window "$WINDOW" \
     --guard "$(awk -v w="$WINDOW" 'BEGIN { print w / 4 }')" \
     "$PROXIED" "$paced_rate" "$PACED_SECONDS" "$PACED_CONNS" > "$work/paced"
+  [ -n "$flushes_before" ] && [ -n "$(disk_flushes)" ] &&
+    awk -v n=$(( $(disk_flushes) - flushes_before )) -v s="$PACED_SECONDS" \
+      'BEGIN { printf "%.1f\n", n / s }' > "$work/flushes"
+  return 0
 }
 field() { # field CLASS NAME: a value from the paced run's output
   awk -v c="$1" -v f="$2" '$1 == "class=" c || (c == "" && $1 ~ /^logins=/) {
@@ -172,5 +183,6 @@ for load in $LOADS; do
 done
 [[ " $LOADS " == *" paced "* ]] && printf 'paced: %s requests/s (%s of capacity) over %s connections for %s s, windows of %s s\n' \
   "$paced_rate" "$PACED_SHARE" "$PACED_CONNS" "$PACED_SECONDS" "$WINDOW"
+[ -s "$work/flushes" ] && printf 'disk cache flushes during the paced run: %s/s (the storm runs a third of it)\n' "$(cat "$work/flushes")"
 [[ " $LOADS " == *" saturated "* ]] && printf 'saturated: %s rounds of quiet/storm/quiet %s s segments\n' "$ROUNDS" "$DURATION"
 echo "target: storm/quiet p99 <= 1.20"
