@@ -61,8 +61,9 @@ pub struct DatabaseConfig {
     pub url: String,
     pub max_connections: u32,
     pub auto_migrate: bool,
-    /// SQLite: the shortest time between two syncs of the write-ahead log
-    /// to disk (group commit, `store::durability`); PostgreSQL ignores it.
+    /// SQLite: once a burst of syncs of the write-ahead log is spent, the
+    /// time one more is earned (group commit, `store::durability`);
+    /// PostgreSQL ignores it.
     pub sync_interval: Duration,
 }
 

@@ -270,6 +270,42 @@ mod tests {
         assert_eq!(budget.tokens, BURST, "a zero interval never waits");
     }
 
+    /// A file database's connections leave commits unsynced and checkpoint
+    /// every `CHECKPOINT_PAGES`, not SQLite's 1 000.
+    #[tokio::test]
+    async fn file_connections_commit_unsynced_and_checkpoint_rarely() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::DatabaseConfig {
+            url: "sqlite://p.db".into(),
+            max_connections: 1,
+            auto_migrate: false,
+            sync_interval: Duration::ZERO,
+        };
+        let db = crate::store::Db::connect(&config, dir.path())
+            .await
+            .unwrap();
+        let crate::store::Db::Sqlite(pool, Some(_)) = &db else {
+            panic!("a SQLite file without group commit")
+        };
+        let pragma = |name: &'static str| async move {
+            let sql = sqlx::AssertSqlSafe(format!("PRAGMA {name}"));
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(pool)
+                .await
+                .unwrap()
+        };
+        assert_eq!(pragma("synchronous").await, 1, "NORMAL");
+        assert_eq!(
+            pragma("wal_autocheckpoint").await.to_string(),
+            CHECKPOINT_PAGES
+        );
+        assert_eq!(
+            pragma("journal_size_limit").await.to_string(),
+            LOG_SIZE_LIMIT
+        );
+        db.close().await;
+    }
+
     #[tokio::test]
     async fn a_missing_log_is_nothing_to_sync() {
         let dir = tempfile::tempdir().unwrap();
