@@ -107,14 +107,15 @@ disk_flushes() { # cache flushes the disk under the scratch directory has comple
   awk 'NF >= 17 { print $16 }' "/sys/class/block/$dev/stat" 2>/dev/null || true
 }
 paced_run() { # the interleaved paced run: one line per class, then the logins line
-  local flushes_before
+  local flushes_before flushes_after
   flushes_before=$(disk_flushes)
   $CLIENT_PIN "$bin_dir/examples/paced_load" --storm "http://127.0.0.1:$GW/auth/login" \
     --storm-body "$work/login.json" --storm-conns "$STORM_CONNS" --window "$WINDOW" \
     --guard "$(awk -v w="$WINDOW" 'BEGIN { print w / 4 }')" \
     "$PROXIED" "$paced_rate" "$PACED_SECONDS" "$PACED_CONNS" > "$work/paced"
-  [ -n "$flushes_before" ] && [ -n "$(disk_flushes)" ] &&
-    awk -v n=$(( $(disk_flushes) - flushes_before )) -v s="$PACED_SECONDS" \
+  flushes_after=$(disk_flushes)
+  [ -n "$flushes_before" ] && [ -n "$flushes_after" ] &&
+    awk -v n=$((flushes_after - flushes_before)) -v s="$PACED_SECONDS" \
       'BEGIN { printf "%.1f\n", n / s }' > "$work/flushes"
   return 0
 }

@@ -77,5 +77,4 @@ async fn every_write_is_synced_before_its_answer_and_concurrent_ones_share_syncs
         (1..12).contains(&shared),
         "12 concurrent logins took {shared} syncs"
     );
-    eprintln!("SHARED={shared}");
 }
