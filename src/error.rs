@@ -52,6 +52,8 @@ pub enum GatewayError {
     NotFound(&'static str),
     AdminRequired,
     CrossSiteRefused,
+    /// A CORS preflight from an origin `[cors]` does not allow.
+    CorsOriginRefused,
     StoreUnavailable(String),
     /// An org-bound API key asked for a scope its owner's role lacks.
     ScopeNotPermitted(String),
@@ -118,6 +120,7 @@ impl GatewayError {
             | Self::AccountDisabled
             | Self::AdminRequired
             | Self::CrossSiteRefused
+            | Self::CorsOriginRefused
             | Self::ScopeNotPermitted(_)
             | Self::OrgRoleRequired(_) => 403,
             Self::LastOwner | Self::OrgsNeedOwner(_) => 409,
@@ -169,6 +172,7 @@ impl GatewayError {
             Self::NotFound(_) => "not_found",
             Self::AdminRequired => "admin_required",
             Self::CrossSiteRefused => "cross_site_refused",
+            Self::CorsOriginRefused => "origin_not_allowed",
             Self::StoreUnavailable(_) => "service_unavailable",
             Self::ScopeNotPermitted(_) => "scope_not_permitted",
             Self::OrgRoleRequired(_) => "insufficient_role",
@@ -231,6 +235,7 @@ impl GatewayError {
             Self::CrossSiteRefused => {
                 "Cookie-authenticated requests need a JSON content type or X-Requested-With, from an allowed origin".into()
             }
+            Self::CorsOriginRefused => "This origin may not make cross-origin requests here".into(),
             Self::StoreUnavailable(_) => "The account service is temporarily unavailable".into(),
             Self::ScopeNotPermitted(scope) => {
                 format!("Your role in this organization does not grant scope {scope:?}")

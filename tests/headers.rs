@@ -175,8 +175,8 @@ async fn identity_headers_describe_the_caller() {
     assert_eq!(one("X-Auth-Session-Id"), claims["sid"].as_str().unwrap());
     assert!(seen.header("X-Auth-Token").is_none(), "off by default");
     assert!(
-        seen.header("Authorization").is_some(),
-        "credential passes through"
+        seen.header("Authorization").is_none(),
+        "the caller's token stays at the gateway"
     );
 
     assert_eq!(raw_get(gw.addr, "/public/x", &[]).await.status, 200);
@@ -187,6 +187,56 @@ async fn identity_headers_describe_the_caller() {
         .filter(|(k, _)| k.to_ascii_lowercase().starts_with("x-auth-"))
         .collect();
     assert!(auth.is_empty(), "anonymous request got {auth:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn credentials_reach_the_backend_only_where_a_route_opts_in() {
+    let echo = Echo::start("app").await;
+    let gw = TestGateway::start(&format!(
+        r#"{}
+[[routes]]
+name = "forwarding"
+path = "/forwarding/**"
+upstream = "app"
+auth = "jwt"
+forward_credentials = true
+"#,
+        body(&echo, "")
+    ))
+    .await;
+    let mut claims = gw.claims();
+    claims["scope"] = json!("");
+    let auth = bearer(&gw.sign(&claims));
+    let creds = [("Authorization", auth.as_str()), ("X-Api-Key", "sk_other")];
+
+    assert_eq!(
+        raw_get(gw.addr, "/private/x", &creds[..1]).await.status,
+        200
+    );
+    let seen = echo.last();
+    assert!(seen.header("Authorization").is_none(), "{:?}", seen.headers);
+    assert!(
+        seen.header("X-Auth-Scopes").is_none(),
+        "no scopes, no empty header: {:?}",
+        seen.headers
+    );
+
+    // Public routes never look at a credential, and never pass one on.
+    assert_eq!(raw_get(gw.addr, "/public/x", &creds).await.status, 200);
+    let seen = echo.last();
+    assert!(seen.header("Authorization").is_none(), "{:?}", seen.headers);
+    assert!(seen.header("X-Api-Key").is_none(), "{:?}", seen.headers);
+
+    assert_eq!(
+        raw_get(gw.addr, "/forwarding/x", &creds[..1]).await.status,
+        200
+    );
+    let seen = echo.last();
+    assert_eq!(seen.header_all("Authorization"), [auth.as_str()]);
+    assert_eq!(
+        seen.header("X-Auth-User-Id").as_deref(),
+        claims["sub"].as_str()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -359,9 +359,12 @@ fn check_cookie_request(state: &ApiState, headers: &HeaderMap) -> Result<(), Gat
     {
         let config = &state.accounts.config;
         let origin = origin.trim_end_matches('/');
-        let allowed = std::iter::once(&config.server.public_url)
-            .chain(&config.cors_origins)
-            .any(|o| o.eq_ignore_ascii_case(origin));
+        let allowed = config.server.public_url.eq_ignore_ascii_case(origin)
+            || config.cors.as_ref().is_some_and(|c| {
+                c.allowed_origins
+                    .iter()
+                    .any(|o| o.eq_ignore_ascii_case(origin))
+            });
         if !allowed {
             return Err(GatewayError::CrossSiteRefused);
         }

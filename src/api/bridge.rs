@@ -103,11 +103,17 @@ pub async fn serve(
         for (name, value) in &parts.headers {
             resp.append_header(name.clone(), value.clone())?;
         }
-        resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
+        // A 204 has no Content-Length (RFC 9110 §8.6).
+        if parts.status != http::StatusCode::NO_CONTENT {
+            resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
+        }
         if !parts.headers.contains_key(http::header::CACHE_CONTROL) {
             resp.insert_header(http::header::CACHE_CONTROL, "no-store")?;
         }
         resp.insert_header("X-Request-Id", ctx.request_id.as_str())?;
+        for (name, value) in ctx.cors.headers() {
+            resp.append_header(name, value)?;
+        }
         let empty = body.is_empty();
         session.write_response_header(Box::new(resp), empty).await?;
         if !empty {

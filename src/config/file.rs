@@ -421,6 +421,9 @@ pub struct RouteFile {
     pub rate_limit: Option<RateLimitFile>,
     pub strip_path_prefix: Option<String>,
     pub max_body_bytes: Option<u64>,
+    /// The caller's `Authorization` / API-key header reaches the backend.
+    #[serde(default)]
+    pub forward_credentials: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -35,8 +35,8 @@ pub struct Config {
     pub tokens: TokenConfig,
     pub accounts: AccountsConfig,
     pub mail: MailConfig,
-    /// `[cors] allowed_origins` (empty without a `[cors]` section).
-    pub cors_origins: Vec<String>,
+    /// `[cors]`: preflights answered by the gateway; `None` without it.
+    pub cors: Option<CorsConfig>,
     pub api_keys: ApiKeyConfig,
     pub headers: HeaderConfig,
     pub rbac: Arc<RoleTable>,
@@ -151,6 +151,26 @@ impl std::fmt::Debug for MailTransport {
             Self::File(dir) => f.debug_tuple("File").field(dir).finish(),
             Self::Smtp(_) => f.write_str("Smtp(***)"),
         }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CorsConfig {
+    /// Lower-cased origins (`scheme://host[:port]`), or `"*"` for any
+    /// (never together with credentials).
+    pub allowed_origins: Vec<String>,
+    pub allowed_methods: Vec<http::Method>,
+    pub allowed_headers: Vec<String>,
+    pub allow_credentials: bool,
+    pub max_age: Duration,
+}
+
+impl CorsConfig {
+    /// Whether `origin` (as a browser sends it) may read our answers.
+    pub fn allows(&self, origin: &str) -> bool {
+        self.allowed_origins
+            .iter()
+            .any(|o| o == "*" || o.eq_ignore_ascii_case(origin))
     }
 }
 

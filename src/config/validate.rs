@@ -28,9 +28,7 @@ pub(super) fn validate(
     let accounts = accounts(&file.accounts, base_dir, p);
     let api_keys = api_keys(&file.api_keys, p);
     let mail = mail(&file.mail, base_dir, p);
-    if let Some(cors) = &file.cors {
-        self::cors(cors, p);
-    }
+    let cors = file.cors.as_ref().map(|c| self::cors(c, p));
     let headers = headers(&file.headers, p);
     if headers.identity_token && file.tokens.algorithm == "HS256" {
         p.add(
@@ -88,16 +86,7 @@ pub(super) fn validate(
                 redis,
                 tokens,
                 accounts,
-                cors_origins: file
-                    .cors
-                    .as_ref()
-                    .map(|c| {
-                        c.allowed_origins
-                            .iter()
-                            .map(|o| o.trim_end_matches('/').to_string())
-                            .collect()
-                    })
-                    .unwrap_or_default(),
+                cors,
                 api_keys,
                 headers,
                 rbac: Arc::new(rbac),
@@ -491,22 +480,61 @@ fn mail(m: &MailFile, base_dir: &Path, p: &mut Problems) -> MailParts {
     }
 }
 
-fn cors(c: &CorsFile, p: &mut Problems) {
-    duration("cors.max_age", &c.max_age, p);
-    for (i, m) in c.allowed_methods.iter().enumerate() {
-        if http::Method::from_bytes(m.as_bytes()).is_err() {
+fn cors(c: &CorsFile, p: &mut Problems) -> CorsConfig {
+    let max_age = duration("cors.max_age", &c.max_age, p);
+    let allowed_methods = c
+        .allowed_methods
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| {
+            let parsed = http::Method::from_bytes(m.as_bytes())
+                .map_err(|_| format!("{m:?} is not a method"));
+            p.check(&format!("cors.allowed_methods.{i}"), parsed)
+        })
+        .collect();
+    let allowed_headers = c
+        .allowed_headers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, h)| header_name(&format!("cors.allowed_headers.{i}"), h, p))
+        .collect();
+    let mut allowed_origins = Vec::new();
+    for (i, origin) in c.allowed_origins.iter().enumerate() {
+        let origin = origin.trim_end_matches('/');
+        if origin != "*" && !is_origin(origin) {
             p.add(
-                format!("cors.allowed_methods.{i}"),
-                format!("{m:?} is not a method"),
+                format!("cors.allowed_origins.{i}"),
+                format!("{origin:?} is not an origin like \"https://app.example.com\" (scheme, host, optional port; no path)"),
             );
         }
+        allowed_origins.push(origin.to_ascii_lowercase());
     }
-    if c.allow_credentials && c.allowed_origins.iter().any(|o| o == "*") {
+    if c.allow_credentials && allowed_origins.iter().any(|o| o == "*") {
         p.add(
             "cors.allowed_origins",
             "\"*\" cannot be combined with allow_credentials",
         );
     }
+    CorsConfig {
+        allowed_origins,
+        allowed_methods,
+        allowed_headers,
+        allow_credentials: c.allow_credentials,
+        max_age,
+    }
+}
+
+/// `http(s)://host[:port]`, nothing after the authority.
+fn is_origin(text: &str) -> bool {
+    let Some(rest) = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    !rest.is_empty()
+        && rest.parse::<http::uri::Authority>().is_ok()
+        && !rest.contains(['/', '?', '#', '@'])
 }
 
 fn fold_header(name: &str) -> String {

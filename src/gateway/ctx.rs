@@ -3,6 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
+use super::cors::CorsAnswer;
 use crate::authn::principal::Principal;
 use crate::authz::OrgContext;
 use crate::error::GatewayError;
@@ -69,6 +70,8 @@ pub struct RequestCtx {
     pub principal: Principal,
     pub org: Option<OrgContext>,
     pub rate_headers: Option<RateLimitHeaders>,
+    /// CORS headers for every answer (empty without `[cors]` or `Origin`).
+    pub cors: CorsAnswer,
     pub decision: Decision,
     pub error: Option<GatewayError>,
     pub failed_backends: Vec<SocketAddr>,
@@ -92,6 +95,7 @@ impl RequestCtx {
             principal: Principal::Anonymous,
             org: None,
             rate_headers: None,
+            cors: CorsAnswer::default(),
             decision: Decision::Allow,
             error: None,
             failed_backends: Vec::new(),

@@ -64,7 +64,8 @@ pub fn must_strip(name: &str, cfg: &HeaderConfig) -> bool {
             .any(|p| name.starts_with(p.as_str()))
 }
 
-/// Removes every header matching the strip rules (all values of each).
+/// Removes every header matching the strip rules (all values of each),
+/// and their nominations in `Connection`.
 pub fn strip_incoming(req: &mut RequestHeader, cfg: &HeaderConfig) {
     let doomed: Vec<http::HeaderName> = req
         .headers
@@ -75,11 +76,46 @@ pub fn strip_incoming(req: &mut RequestHeader, cfg: &HeaderConfig) {
     for name in doomed {
         req.remove_header(&name);
     }
+    sanitize_connection(req, cfg);
 }
 
-/// Removes the API key a request authenticated with (its headers, and an
-/// `Authorization` header, which then carried the key).
-pub fn strip_api_key(req: &mut RequestHeader, api_key_headers: &[String]) {
+/// A client's `Connection` may name headers as hop-by-hop, but not the ones
+/// the gateway writes itself (they were stripped from the request above,
+/// so the nomination means nothing) nor `Host`. pingora refuses a request
+/// that nominates `Host` or `X-Forwarded-For/-Host/-Proto`; dropping such
+/// tokens instead serves it, with the gateway's headers intact.
+fn sanitize_connection(req: &mut RequestHeader, cfg: &HeaderConfig) {
+    let values = req.headers.get_all(http::header::CONNECTION);
+    let tokens = || {
+        values
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+            .map(<[u8]>::trim_ascii)
+            .filter(|t| !t.is_empty())
+    };
+    let protected = |token: &[u8]| {
+        let name = String::from_utf8_lossy(token);
+        name.eq_ignore_ascii_case("host") || must_strip(&name, cfg)
+    };
+    if !tokens().any(protected) {
+        return;
+    }
+    let kept: Vec<String> = tokens()
+        .filter(|t| !protected(t))
+        .map(|t| String::from_utf8_lossy(t).into_owned())
+        .collect();
+    if kept.is_empty() {
+        req.remove_header(&http::header::CONNECTION);
+    } else {
+        // Tokens are visible ASCII (they came from a header value).
+        let _ = req.insert_header(http::header::CONNECTION, kept.join(", "));
+    }
+}
+
+/// Removes the caller's credentials (the API-key headers and
+/// `Authorization`): a backend gets identity headers, never a secret that
+/// is valid at the gateway.
+pub fn strip_credentials(req: &mut RequestHeader, api_key_headers: &[String]) {
     for name in api_key_headers {
         req.remove_header(name.as_str());
     }
@@ -111,7 +147,9 @@ pub fn identity_headers(
             out.push(("X-Auth-Org-Role", role.as_str().to_string()));
         }
     }
-    out.push(("X-Auth-Scopes", user.scopes.join(" ")));
+    if !user.scopes.is_empty() {
+        out.push(("X-Auth-Scopes", user.scopes.join(" ")));
+    }
     out.push(("X-Auth-Method", method.to_string()));
     if let Some(session) = user.session {
         out.push(("X-Auth-Session-Id", session.to_string()));

@@ -16,11 +16,13 @@
 //! | `logging`                 | metrics + one structured access-log line                 |
 
 pub mod assertion;
+pub mod cors;
 pub mod ctx;
 pub mod forwarded;
 pub mod headers;
 mod local;
 pub mod respond;
+mod strict;
 pub mod upstreams;
 
 use std::time::Instant;
@@ -37,6 +39,7 @@ use crate::error::GatewayError;
 use crate::policy::{match_segments, normalize_path, AuthMode};
 use crate::ratelimit::RateKey;
 use crate::state::AppState;
+use cors::CorsAnswer;
 use ctx::{Decision, RequestCtx};
 
 pub struct Proxy {
@@ -107,12 +110,30 @@ impl Proxy {
         ctx: &mut RequestCtx,
     ) -> Result<Admit, GatewayError> {
         self.identify(session, ctx);
+        let head = (session.req_header().version < http::Version::HTTP_2)
+            .then(|| session.downstream_session.to_h1_raw());
+        let request_line = head
+            .as_deref()
+            .map(|h| h.split(|&b| b == b'\n').next().unwrap_or(h));
+        strict::check(
+            session.req_header(),
+            request_line,
+            ctx.absolute_authority.is_some(),
+        )?;
         let config = &self.state.config;
         let normalized = normalize_path(
             session.req_header().uri.path().as_bytes(),
             config.server.allow_semicolons,
         )
         .map_err(GatewayError::BadPath)?;
+        if let Some(cors) = &config.cors {
+            let req = session.req_header();
+            ctx.cors = CorsAnswer::for_request(cors, &req.headers);
+            if let Some(method) = cors::preflight_method(&req.method, &req.headers) {
+                self.preflight(session, ctx, &normalized, &method).await?;
+                return Ok(Admit::Answered);
+            }
+        }
         if let Some(answer) = local::route(&normalized) {
             local::serve(&self.state, session, ctx, answer, &normalized).await?;
             ctx.decision = Decision::Local;
@@ -125,10 +146,8 @@ impl Proxy {
             ));
         }
         let segments = match_segments(&normalized, config.server.allow_semicolons);
-        let host = host_without_port(ctx.client_host.as_deref().unwrap_or(""));
-        let index = config
-            .routes
-            .find(&segments, &host, &req.method)
+        let index = self
+            .find_route(ctx, &segments, &req.method)
             .ok_or(GatewayError::NoRoute)?;
         let rule = &config.routes.rules()[index];
         ctx.route = Some(index);
@@ -217,6 +236,46 @@ impl Proxy {
         Ok(Admit::Forward)
     }
 
+    /// The first rule matching the path's segments, the client's host and `method`.
+    fn find_route<S: AsRef<str>>(
+        &self,
+        ctx: &RequestCtx,
+        segments: &[S],
+        method: &http::Method,
+    ) -> Option<usize> {
+        let host = host_without_port(ctx.client_host.as_deref().unwrap_or(""));
+        self.state.config.routes.find(segments, &host, method)
+    }
+
+    /// Answers a CORS preflight for a path the gateway serves (its own
+    /// endpoints, or a route matching the method asked about): 204 with the
+    /// allow headers for an allowed origin, 403 for any other.
+    async fn preflight(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        normalized: &str,
+        method: &http::Method,
+    ) -> Result<(), GatewayError> {
+        let config = &self.state.config;
+        let served = local::route(normalized).is_some() || {
+            let segments = match_segments(normalized, config.server.allow_semicolons);
+            self.find_route(ctx, &segments, method).is_some()
+        };
+        if !served {
+            return Err(GatewayError::NoRoute);
+        }
+        let Some(cors) = config.cors.as_ref().filter(|_| ctx.cors.origin_allowed()) else {
+            return Err(GatewayError::CorsOriginRefused);
+        };
+        ctx.decision = Decision::Local;
+        let extra = cors::preflight_headers(cors);
+        if let Err(e) = respond::write(session, ctx, 204, "", &extra, Vec::new()).await {
+            tracing::debug!(error = %e, "client went away during a preflight answer");
+        }
+        Ok(())
+    }
+
     fn add_upstream_headers(
         &self,
         req: &mut RequestHeader,
@@ -247,12 +306,15 @@ impl Proxy {
         }
         req.insert_header("X-Real-IP", ctx.client_ip.to_string())?;
         req.insert_header("X-Request-Id", ctx.request_id.as_str())?;
+        let forward_credentials = ctx
+            .route
+            .and_then(|i| config.routes.rules().get(i))
+            .is_some_and(|r| r.forward_credentials);
+        if !forward_credentials {
+            headers::strip_credentials(req, &config.api_keys.headers);
+        }
         if let (Some(user), Some(method)) = (ctx.principal.user(), ctx.principal.method()) {
             let key = ctx.principal.api_key();
-            if key.is_some() {
-                // The backend gets the key's identity, never the secret.
-                headers::strip_api_key(req, &config.api_keys.headers);
-            }
             for (name, value) in
                 headers::identity_headers(user, key, ctx.org.as_ref(), method.as_str())
             {
@@ -346,6 +408,9 @@ impl ProxyHttp for Proxy {
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<bool> {
+        // Pipelined HTTP/1.1 requests are each answered, in order (pingora
+        // otherwise drops them and closes after the first answer).
+        session.downstream_session.set_pipelining_enabled(true);
         match self.admit(session, ctx).await {
             Ok(Admit::Forward) => Ok(false),
             Ok(Admit::Answered) => Ok(true),
@@ -439,7 +504,15 @@ impl ProxyHttp for Proxy {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
+        // The gateway speaks its own HTTP version, whatever the backend's
+        // (an HTTP/1.0 backend's status line must not reach 1.1 clients).
+        if upstream_response.version < http::Version::HTTP_11 {
+            upstream_response.set_version(http::Version::HTTP_11);
+        }
         upstream_response.insert_header("X-Request-Id", ctx.request_id.as_str())?;
+        if self.state.config.cors.is_some() {
+            ctx.cors.apply(upstream_response)?;
+        }
         if let Some(h) = ctx.rate_headers {
             for (name, value) in h.pairs() {
                 upstream_response.insert_header(name, value)?;

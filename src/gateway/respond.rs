@@ -17,9 +17,13 @@ pub async fn write(
     extra: &[(&'static str, String)],
     body: Vec<u8>,
 ) -> pingora::Result<()> {
-    let mut resp = ResponseHeader::build(status, Some(4 + extra.len()))?;
-    resp.insert_header("Content-Type", content_type)?;
-    resp.insert_header("Content-Length", body.len().to_string())?;
+    let cors = ctx.cors.headers();
+    let mut resp = ResponseHeader::build(status, Some(4 + extra.len() + cors.len()))?;
+    // A 204 has neither (RFC 9110 §8.6).
+    if status != 204 {
+        resp.insert_header("Content-Type", content_type)?;
+        resp.insert_header("Content-Length", body.len().to_string())?;
+    }
     if !extra
         .iter()
         .any(|(name, _)| name.eq_ignore_ascii_case("cache-control"))
@@ -29,10 +33,10 @@ pub async fn write(
     if !ctx.request_id.is_empty() {
         resp.insert_header("X-Request-Id", ctx.request_id.as_str())?;
     }
-    for (name, value) in extra {
+    for (name, value) in extra.iter().chain(&cors) {
         resp.append_header(*name, value.as_str())?;
     }
-    let head_only = session.req_header().method == http::Method::HEAD;
+    let head_only = session.req_header().method == http::Method::HEAD || status == 204;
     session
         .write_response_header(Box::new(resp), head_only)
         .await?;

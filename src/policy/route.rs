@@ -60,6 +60,9 @@ pub struct RouteRule {
     pub rate_limit: Option<RateLimitSpec>,
     pub strip_path_prefix: Option<String>,
     pub max_body_bytes: Option<u64>,
+    /// Keep the caller's credential headers on the forwarded request
+    /// (removed by default: backends get identity headers, not secrets).
+    pub forward_credentials: bool,
 }
 
 impl RouteRule {
@@ -230,6 +233,7 @@ pub(super) fn compile_route(
         rate_limit,
         strip_path_prefix,
         max_body_bytes: file.max_body_bytes,
+        forward_credentials: file.forward_credentials,
     })
 }
 

@@ -351,3 +351,29 @@ pub fn assert_problem(resp: &RawResponse, status: u16, code: &str) {
     assert_eq!(body["code"], code, "body: {body}");
     assert_eq!(body["status"], status);
 }
+
+/// Sends `request` exactly as given (no `Connection: close` added) and
+/// returns every byte the gateway answers until it closes or goes quiet
+/// for `quiet`.
+pub async fn exchange(addr: SocketAddr, request: &[u8], quiet: Duration) -> String {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    while let Ok(Ok(n)) = tokio::time::timeout(quiet, stream.read(&mut chunk)).await {
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// The status lines in a stream of answers, in order (an answer starts
+/// right after the previous body, not necessarily on a line of its own).
+pub fn status_lines(answers: &str) -> Vec<String> {
+    answers
+        .match_indices("HTTP/1.")
+        .map(|(at, _)| answers[at..].split("\r\n").next().unwrap_or("").to_string())
+        .collect()
+}
