@@ -232,6 +232,33 @@ async fn login_and_register_are_throttled_per_ip() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_login_body_must_be_a_json_object() {
+    for backend in backends().await {
+        let b = backend.name;
+        let gw = relaxed(&backend).await;
+        register(&gw, "array@example.com", None, PASSWORD).await;
+        let url = gw.url("/auth/login");
+        for body in [
+            json!(["array@example.com", null, PASSWORD]),
+            json!("array@example.com"),
+            json!(null),
+        ] {
+            let r = post_json(&url, &body).await;
+            let ctx = format!("{b}: {body}");
+            assert_problem_resp(&r, 422, "validation_failed", &ctx);
+            assert_eq!(r.json()["field"], "body", "{ctx}: {}", r.text);
+            assert!(r.header("set-cookie").is_none(), "{ctx}: no session");
+        }
+        let r = post(&url, JSON, "[1,", "").await;
+        assert_problem_resp(&r, 400, "invalid_json", b);
+        // Refresh reads its JSON body the same way.
+        let r = post_json(&gw.url("/auth/refresh"), &json!(["token"])).await;
+        assert_problem_resp(&r, 422, "validation_failed", &format!("{b}: refresh"));
+        drop(gw);
+    }
+}
+
 fn password_grant<'a>(login: &'a str, password: &'a str) -> [(&'a str, &'a str); 3] {
     let grant = ("grant_type", "password");
     [grant, ("username", login), ("password", password)]

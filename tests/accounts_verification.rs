@@ -223,6 +223,13 @@ async fn a_profile_change_applies_whole_or_not_at_all() {
         assert_eq!(profile["username"], Value::Null, "{b}: {profile}");
         assert_eq!(profile["email"], email.as_str(), "{b}");
 
+        // An array is not an object, even with the right number of items.
+        let r = patch_me(&gw, &t.access, json!(["brand_new"])).await;
+        problem(&r, 422, "validation_failed");
+        assert_eq!(r.json()["field"], "body", "{b}: {}", r.text);
+        let profile = profile_of(&gw, &t.access).await;
+        assert_eq!(profile["username"], Value::Null, "{b}: not renamed");
+
         // Both free: both change at once.
         let moved = format!("{b}-moved@example.com");
         let r = patch_me(
