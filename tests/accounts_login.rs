@@ -55,6 +55,8 @@ async fn login_as_json_and_oauth2_form_issues_working_tokens() {
             assert_eq!(header["typ"], "at+jwt", "{ctx}: {header}");
             assert!(header["kid"].is_string(), "{ctx}: {header}");
             assert_eq!(claims["iss"], "portcullis", "{ctx}");
+            // RFC 9068 §2.2: the gateway's own client, named by the issuer.
+            assert_eq!(claims["client_id"], "portcullis", "{ctx}: {claims}");
             let aud = &claims["aud"];
             let aud_ok = *aud == "portcullis" || *aud == json!(["portcullis"]);
             assert!(aud_ok, "{ctx}: aud {aud}");
