@@ -186,8 +186,13 @@ async fn lockout_ends_after_its_duration_and_success_resets_the_count() {
         }
         let r = attempt(&gw, "ivan@example.com", PASSWORD, "192.0.2.5").await;
         assert_problem_resp(&r, 429, "too_many_attempts", &format!("{b}: locked"));
-        assert!((1..=3).contains(&r.retry_after()), "{b}: {:?}", r.headers);
-        tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
+        let wait = r.retry_after();
+        assert!((1..=3).contains(&wait), "{b}: {:?}", r.headers);
+        // Waiting exactly Retry-After (on the accounts' clock) is enough.
+        gw.state
+            .accounts
+            .clock
+            .advance(chrono::Duration::seconds(wait as i64));
         login(&gw, "ivan@example.com", PASSWORD).await;
         drop(gw);
     }
@@ -230,6 +235,44 @@ async fn login_and_register_are_throttled_per_ip() {
                 assert!(r.retry_after() >= 1, "{b}");
             }
         }
+        drop(gw);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_password_burst_locks_the_account_not_the_ip() {
+    for backend in backends().await {
+        let b = backend.name;
+        let lockout = "lockout = { max_failures = 5, window = \"10m\", duration = \"15m\" }";
+        let gw = gateway(&backend, &[THROTTLE_OFF, lockout], true).await;
+        register(&gw, "nat-a@example.com", None, PASSWORD).await;
+        register(&gw, "nat-b@example.com", None, PASSWORD).await;
+        let nat = "198.51.100.77";
+        // max_failures = 5: five failures are answered as such, the fifth
+        // locks, and the sixth attempt is refused even with the password.
+        for i in 1..=5 {
+            let r = attempt(&gw, "nat-a@example.com", WRONG, nat).await;
+            assert_problem_resp(&r, 401, "invalid_credentials", &format!("{b}: try {i}"));
+        }
+        let r = attempt(&gw, "nat-a@example.com", PASSWORD, nat).await;
+        assert_problem_resp(&r, 429, "too_many_attempts", &format!("{b}: locked"));
+        let wait = r.retry_after();
+        assert!((899..=900).contains(&wait), "{b}: Retry-After {wait}");
+
+        // Another account behind the same address is not locked out.
+        let r = attempt(&gw, "nat-b@example.com", PASSWORD, nat).await;
+        assert_eq!(r.status, 200, "{b}: B from the same IP: {}", r.text);
+        let r = attempt(&gw, "nat-b@example.com", WRONG, nat).await;
+        assert_problem_resp(&r, 401, "invalid_credentials", &format!("{b}: B wrong"));
+
+        // A second short of Retry-After it is still locked; at it, not.
+        let clock = &gw.state.accounts.clock;
+        clock.advance(chrono::Duration::seconds(wait as i64 - 2));
+        let r = attempt(&gw, "nat-a@example.com", PASSWORD, nat).await;
+        assert_eq!(r.status, 429, "{b}: before Retry-After: {}", r.text);
+        clock.advance(chrono::Duration::seconds(2));
+        let r = attempt(&gw, "nat-a@example.com", PASSWORD, nat).await;
+        assert_eq!(r.status, 200, "{b}: after Retry-After: {}", r.text);
         drop(gw);
     }
 }
