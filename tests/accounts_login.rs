@@ -278,6 +278,42 @@ async fn a_wrong_password_burst_locks_the_account_not_the_ip() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_login_throttle_allows_exactly_its_count() {
+    for backend in backends().await {
+        let b = backend.name;
+        let throttle = "throttle = { login = \"4/m\", register = \"1000/m\" }";
+        let gw = gateway(&backend, &[LOCKOUT_FAR, throttle], true).await;
+        register(&gw, "quota@example.com", None, PASSWORD).await;
+        let ip = "203.0.113.40";
+        for i in 1..=4 {
+            let password = if i % 2 == 0 { PASSWORD } else { WRONG };
+            let r = attempt(&gw, "quota@example.com", password, ip).await;
+            assert_ne!(r.status, 429, "{b}: attempt {i} of 4: {}", r.text);
+        }
+        let r = attempt(&gw, "quota@example.com", PASSWORD, ip).await;
+        assert_problem_resp(&r, 429, "too_many_attempts", &format!("{b}: 5th"));
+        let wait = r.retry_after();
+        assert!((59..=60).contains(&wait), "{b}: Retry-After {wait}");
+
+        // Half a minute on, the window still holds four attempts.
+        let clock = &gw.state.accounts.clock;
+        clock.advance(chrono::Duration::seconds(30));
+        let r = attempt(&gw, "quota@example.com", PASSWORD, ip).await;
+        assert_eq!(r.status, 429, "{b}: 30 s later: {}", r.text);
+        let wait = r.retry_after();
+        assert!((29..=30).contains(&wait), "{b}: Retry-After {wait}");
+        clock.advance(chrono::Duration::seconds(wait as i64));
+        for i in 1..=4 {
+            let r = attempt(&gw, "quota@example.com", PASSWORD, ip).await;
+            assert_eq!(r.status, 200, "{b}: after Retry-After, {i}: {}", r.text);
+        }
+        let r = attempt(&gw, "quota@example.com", PASSWORD, ip).await;
+        assert_eq!(r.status, 429, "{b}: and again the 5th: {}", r.text);
+        drop(gw);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_login_body_must_be_a_json_object() {
     for backend in backends().await {
         let b = backend.name;

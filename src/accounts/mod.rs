@@ -106,15 +106,16 @@ impl Accounts {
         totp_key: Sealer,
     ) -> Result<Self, String> {
         let a = &config.accounts;
+        let clock = Clock::default();
         Ok(Self {
             hasher: Hasher::new(a.argon2)?,
-            login_throttle: Throttle::new(a.throttle_login),
-            register_throttle: Throttle::new(a.throttle_register),
-            mail_ip_throttle: Throttle::new(a.throttle_forgot_password),
-            mail_recipient_throttle: Throttle::new(a.throttle_forgot_password),
+            login_throttle: Throttle::new(a.throttle_login, clock.clone()),
+            register_throttle: Throttle::new(a.throttle_register, clock.clone()),
+            mail_ip_throttle: Throttle::new(a.throttle_forgot_password, clock.clone()),
+            mail_recipient_throttle: Throttle::new(a.throttle_forgot_password, clock.clone()),
             mailer,
             totp_key,
-            clock: Clock::default(),
+            clock,
             config,
             key,
             revocations,
