@@ -61,6 +61,8 @@ pub enum GatewayError {
     OrgRoleRequired(&'static str),
     /// The change would leave an org without an owner.
     LastOwner,
+    /// The change would leave no active superuser (nobody could administer).
+    LastSuperuser,
     /// Deleting the account would leave these orgs with members but no owner.
     OrgsNeedOwner(Vec<String>),
     /// Password right, TOTP on, no code given: repeat with `totp_code`.
@@ -123,7 +125,7 @@ impl GatewayError {
             | Self::CorsOriginRefused
             | Self::ScopeNotPermitted(_)
             | Self::OrgRoleRequired(_) => 403,
-            Self::LastOwner | Self::OrgsNeedOwner(_) => 409,
+            Self::LastOwner | Self::OrgsNeedOwner(_) | Self::LastSuperuser => 409,
             Self::MfaRequired | Self::InvalidMfaCode => 401,
             Self::MfaAlreadyEnabled | Self::MfaNotEnabled | Self::MfaSetupRequired => 409,
             Self::EmailUnverified => 403,
@@ -177,6 +179,7 @@ impl GatewayError {
             Self::ScopeNotPermitted(_) => "scope_not_permitted",
             Self::OrgRoleRequired(_) => "insufficient_role",
             Self::LastOwner | Self::OrgsNeedOwner(_) => "last_owner",
+            Self::LastSuperuser => "last_superuser",
             Self::MfaRequired => "mfa_required",
             Self::InvalidMfaCode => "invalid_mfa_code",
             Self::MfaAlreadyEnabled => "mfa_already_enabled",
@@ -242,6 +245,9 @@ impl GatewayError {
             }
             Self::OrgRoleRequired(what) => format!("Your role in this organization cannot {what}"),
             Self::LastOwner => "An organization must keep at least one owner".into(),
+            Self::LastSuperuser => {
+                "This is the only active superuser: promote another user before demoting or deactivating this one".into()
+            }
             Self::OrgsNeedOwner(orgs) => format!(
                 "You are the last owner of {}; make another member an owner (or remove the members) first",
                 orgs.join(", ")
@@ -333,6 +339,7 @@ impl From<crate::store::StoreError> for GatewayError {
             crate::store::StoreError::Unavailable(cause) => GatewayError::StoreUnavailable(cause),
             crate::store::StoreError::Duplicate(field) => GatewayError::Duplicate(field),
             crate::store::StoreError::Vanished => GatewayError::NotFound("account"),
+            crate::store::StoreError::LastSuperuser => GatewayError::LastSuperuser,
             crate::store::StoreError::Other(cause) => GatewayError::Internal(cause),
         }
     }

@@ -274,6 +274,74 @@ async fn disabling_a_user_stops_their_tokens_and_roles_reach_the_next_token() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_last_active_superuser_can_be_neither_demoted_nor_deactivated() {
+    for backend in backends().await {
+        let b = backend.name;
+        let echo = Echo::start("app").await;
+        let gw = start(&backend, &echo).await;
+        let (root_id, root) = superuser(&gw, &backend).await;
+        for body in [
+            json!({"is_superuser": false}),
+            json!({"is_active": false}),
+            json!({"is_active": false, "is_superuser": false, "roles": ["user"]}),
+        ] {
+            let r = patch_user(&gw, &root, &root_id, body.clone()).await;
+            problem(&r, 409, "last_superuser");
+            let detail = r.json()["detail"].as_str().unwrap_or("").to_string();
+            assert!(detail.contains("superuser"), "{b}: {body}: {detail}");
+        }
+        // Nothing changed: the session lives, the rights stay, no audit row.
+        let r = get(&gw, "/auth/admin/users", &root).await;
+        assert_eq!(r.status, 200, "{b}: still an admin: {}", r.text);
+        let items = r.json()["items"].as_array().unwrap().clone();
+        let me = items
+            .into_iter()
+            .find(|u| u["id"] == root_id.as_str())
+            .unwrap();
+        assert_eq!(
+            (me["is_active"].clone(), me["is_superuser"].clone()),
+            (json!(true), json!(true)),
+            "{b}: {me}"
+        );
+        let audit = get(&gw, "/auth/admin/audit?limit=100", &root).await.json();
+        let updated = audit["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "admin_user_updated" || e["kind"] == "sessions_revoked");
+        assert!(!updated, "{b}: refused changes are not audited: {audit}");
+
+        // With a second superuser, one of them may step down, and then the
+        // other is the last one.
+        let bob_id = register(&gw, "bob@example.com").await;
+        let r = patch_user(&gw, &root, &bob_id, json!({"is_superuser": true})).await;
+        assert_eq!(r.status, 200, "{b}: promote: {}", r.text);
+        let bob = access(&gw, "bob@example.com").await;
+        let r = patch_user(&gw, &root, &root_id, json!({"is_superuser": false})).await;
+        assert_eq!(
+            r.status, 200,
+            "{b}: demote self with another left: {}",
+            r.text
+        );
+        assert_eq!(r.json()["is_superuser"], false, "{b}");
+        for body in [json!({"is_superuser": false}), json!({"is_active": false})] {
+            let r = patch_user(&gw, &bob, &bob_id, body).await;
+            problem(&r, 409, "last_superuser");
+        }
+        // Changes that keep a superuser still work, on anyone.
+        let r = patch_user(&gw, &bob, &root_id, json!({"is_active": false})).await;
+        assert_eq!(r.status, 200, "{b}: deactivate a non-superuser: {}", r.text);
+        let r = patch_user(&gw, &bob, &bob_id, json!({"roles": ["user", "ops"]})).await;
+        assert_eq!(
+            r.status, 200,
+            "{b}: roles of the last superuser: {}",
+            r.text
+        );
+        assert_eq!(get(&gw, "/auth/admin/users", &bob).await.status, 200, "{b}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_audit_log_records_account_events_without_secrets() {
     for backend in backends().await {
         let echo = Echo::start("app").await;

@@ -55,6 +55,8 @@ async fn login_as_json_and_oauth2_form_issues_working_tokens() {
             assert_eq!(header["typ"], "at+jwt", "{ctx}: {header}");
             assert!(header["kid"].is_string(), "{ctx}: {header}");
             assert_eq!(claims["iss"], "portcullis", "{ctx}");
+            // RFC 9068 §2.2: the gateway's own client, named by the issuer.
+            assert_eq!(claims["client_id"], "portcullis", "{ctx}: {claims}");
             let aud = &claims["aud"];
             let aud_ok = *aud == "portcullis" || *aud == json!(["portcullis"]);
             assert!(aud_ok, "{ctx}: aud {aud}");
@@ -184,8 +186,13 @@ async fn lockout_ends_after_its_duration_and_success_resets_the_count() {
         }
         let r = attempt(&gw, "ivan@example.com", PASSWORD, "192.0.2.5").await;
         assert_problem_resp(&r, 429, "too_many_attempts", &format!("{b}: locked"));
-        assert!((1..=3).contains(&r.retry_after()), "{b}: {:?}", r.headers);
-        tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
+        let wait = r.retry_after();
+        assert!((1..=3).contains(&wait), "{b}: {:?}", r.headers);
+        // Waiting exactly Retry-After (on the accounts' clock) is enough.
+        gw.state
+            .accounts
+            .clock
+            .advance(chrono::Duration::seconds(wait as i64));
         login(&gw, "ivan@example.com", PASSWORD).await;
         drop(gw);
     }
@@ -228,6 +235,107 @@ async fn login_and_register_are_throttled_per_ip() {
                 assert!(r.retry_after() >= 1, "{b}");
             }
         }
+        drop(gw);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_password_burst_locks_the_account_not_the_ip() {
+    for backend in backends().await {
+        let b = backend.name;
+        let lockout = "lockout = { max_failures = 5, window = \"10m\", duration = \"15m\" }";
+        let gw = gateway(&backend, &[THROTTLE_OFF, lockout], true).await;
+        register(&gw, "nat-a@example.com", None, PASSWORD).await;
+        register(&gw, "nat-b@example.com", None, PASSWORD).await;
+        let nat = "198.51.100.77";
+        // max_failures = 5: five failures are answered as such, the fifth
+        // locks, and the sixth attempt is refused even with the password.
+        for i in 1..=5 {
+            let r = attempt(&gw, "nat-a@example.com", WRONG, nat).await;
+            assert_problem_resp(&r, 401, "invalid_credentials", &format!("{b}: try {i}"));
+        }
+        let r = attempt(&gw, "nat-a@example.com", PASSWORD, nat).await;
+        assert_problem_resp(&r, 429, "too_many_attempts", &format!("{b}: locked"));
+        let wait = r.retry_after();
+        assert!((899..=900).contains(&wait), "{b}: Retry-After {wait}");
+
+        // Another account behind the same address is not locked out.
+        let r = attempt(&gw, "nat-b@example.com", PASSWORD, nat).await;
+        assert_eq!(r.status, 200, "{b}: B from the same IP: {}", r.text);
+        let r = attempt(&gw, "nat-b@example.com", WRONG, nat).await;
+        assert_problem_resp(&r, 401, "invalid_credentials", &format!("{b}: B wrong"));
+
+        // A second short of Retry-After it is still locked; at it, not.
+        let clock = &gw.state.accounts.clock;
+        clock.advance(chrono::Duration::seconds(wait as i64 - 2));
+        let r = attempt(&gw, "nat-a@example.com", PASSWORD, nat).await;
+        assert_eq!(r.status, 429, "{b}: before Retry-After: {}", r.text);
+        clock.advance(chrono::Duration::seconds(2));
+        let r = attempt(&gw, "nat-a@example.com", PASSWORD, nat).await;
+        assert_eq!(r.status, 200, "{b}: after Retry-After: {}", r.text);
+        drop(gw);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_login_throttle_allows_exactly_its_count() {
+    for backend in backends().await {
+        let b = backend.name;
+        let throttle = "throttle = { login = \"4/m\", register = \"1000/m\" }";
+        let gw = gateway(&backend, &[LOCKOUT_FAR, throttle], true).await;
+        register(&gw, "quota@example.com", None, PASSWORD).await;
+        let ip = "203.0.113.40";
+        for i in 1..=4 {
+            let password = if i % 2 == 0 { PASSWORD } else { WRONG };
+            let r = attempt(&gw, "quota@example.com", password, ip).await;
+            assert_ne!(r.status, 429, "{b}: attempt {i} of 4: {}", r.text);
+        }
+        let r = attempt(&gw, "quota@example.com", PASSWORD, ip).await;
+        assert_problem_resp(&r, 429, "too_many_attempts", &format!("{b}: 5th"));
+        let wait = r.retry_after();
+        assert!((59..=60).contains(&wait), "{b}: Retry-After {wait}");
+
+        // Half a minute on, the window still holds four attempts.
+        let clock = &gw.state.accounts.clock;
+        clock.advance(chrono::Duration::seconds(30));
+        let r = attempt(&gw, "quota@example.com", PASSWORD, ip).await;
+        assert_eq!(r.status, 429, "{b}: 30 s later: {}", r.text);
+        let wait = r.retry_after();
+        assert!((29..=30).contains(&wait), "{b}: Retry-After {wait}");
+        clock.advance(chrono::Duration::seconds(wait as i64));
+        for i in 1..=4 {
+            let r = attempt(&gw, "quota@example.com", PASSWORD, ip).await;
+            assert_eq!(r.status, 200, "{b}: after Retry-After, {i}: {}", r.text);
+        }
+        let r = attempt(&gw, "quota@example.com", PASSWORD, ip).await;
+        assert_eq!(r.status, 429, "{b}: and again the 5th: {}", r.text);
+        drop(gw);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_login_body_must_be_a_json_object() {
+    for backend in backends().await {
+        let b = backend.name;
+        let gw = relaxed(&backend).await;
+        register(&gw, "array@example.com", None, PASSWORD).await;
+        let url = gw.url("/auth/login");
+        for body in [
+            json!(["array@example.com", null, PASSWORD]),
+            json!("array@example.com"),
+            json!(null),
+        ] {
+            let r = post_json(&url, &body).await;
+            let ctx = format!("{b}: {body}");
+            assert_problem_resp(&r, 422, "validation_failed", &ctx);
+            assert_eq!(r.json()["field"], "body", "{ctx}: {}", r.text);
+            assert!(r.header("set-cookie").is_none(), "{ctx}: no session");
+        }
+        let r = post(&url, JSON, "[1,", "").await;
+        assert_problem_resp(&r, 400, "invalid_json", b);
+        // Refresh reads its JSON body the same way.
+        let r = post_json(&gw.url("/auth/refresh"), &json!(["token"])).await;
+        assert_problem_resp(&r, 422, "validation_failed", &format!("{b}: refresh"));
         drop(gw);
     }
 }

@@ -142,6 +142,11 @@ async fn wrong_codes_count_toward_lockout() {
         assert!(retry > 0 && retry <= 15 * 60, "{b}: Retry-After {retry}");
         let r = login_recovery(&gw, email, &u.recovery[0]).await;
         problem(&r, 429, "too_many_attempts");
+        // The lockout is the account's: another one on the same address
+        // still logs in.
+        register(&gw, "bystander@example.com").await;
+        let r = login_with(&gw, "bystander@example.com", PASSWORD, json!({})).await;
+        assert_eq!(r.status, 200, "{b}: same IP, other account: {}", r.text);
     }
 }
 

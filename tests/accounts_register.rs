@@ -89,6 +89,18 @@ async fn register_validation_names_the_field_and_writes_nothing() {
         let r = post_json(&url, &body).await;
         assert_problem_resp(&r, 422, "validation_failed", b);
 
+        // A body is an object: an array is not read field by field.
+        let array = json!(["v10@example.com", PASSWORD]);
+        let r = post_json(&url, &array).await;
+        assert_problem_resp(&r, 422, "validation_failed", &format!("{b}: array"));
+        assert_eq!(r.json()["field"], "body", "{b}: {}", r.text);
+        let r = attempt(&gw, "v10@example.com", PASSWORD, "").await;
+        assert_eq!(
+            r.status, 401,
+            "{b}: the array registered nobody: {}",
+            r.text
+        );
+
         let r = post(&url, JSON, "{\"email\": ", "").await;
         assert_problem_resp(&r, 400, "invalid_json", b);
         let plain = json!({"email": "v8@example.com", "password": PASSWORD}).to_string();

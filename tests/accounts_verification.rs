@@ -82,6 +82,34 @@ async fn registration_mails_a_verification_token_that_verifies_once() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn every_mail_has_its_own_message_id_and_a_mime_version() {
+    for backend in backends().await {
+        let b = backend.name;
+        let echo = Echo::start("app").await;
+        let gw = mail_gateway(&backend, &echo).await;
+        let email = "headers@example.com";
+        register(&gw, email).await;
+        assert_accepted(&resend(&gw, email).await, b);
+        let mails = wait_for_mails(&gw, email, 2).await;
+        let mut ids = Vec::new();
+        for mail in &mails {
+            let id = mail.header("Message-ID");
+            let id = id.unwrap_or_else(|| panic!("{b}: no Message-ID in\n{}", mail.raw));
+            // <random@the From address's domain> (the default From is
+            // portcullis@localhost).
+            let inner = id.strip_prefix('<').and_then(|i| i.strip_suffix('>'));
+            let (left, right) = inner.and_then(|i| i.split_once('@')).unwrap_or_default();
+            assert!(left.len() >= 16, "{b}: {id}");
+            assert_eq!(right, "localhost", "{b}: {id}");
+            assert_eq!(mail.header("MIME-Version").as_deref(), Some("1.0"), "{b}");
+            ids.push(id);
+        }
+        ids.dedup();
+        assert_eq!(ids.len(), 2, "{b}: unique ids {ids:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn resend_verification_supersedes_the_older_token() {
     for backend in backends().await {
         let b = backend.name;
@@ -222,6 +250,13 @@ async fn a_profile_change_applies_whole_or_not_at_all() {
         let profile = profile_of(&gw, &t.access).await;
         assert_eq!(profile["username"], Value::Null, "{b}: {profile}");
         assert_eq!(profile["email"], email.as_str(), "{b}");
+
+        // An array is not an object, even with the right number of items.
+        let r = patch_me(&gw, &t.access, json!(["brand_new"])).await;
+        problem(&r, 422, "validation_failed");
+        assert_eq!(r.json()["field"], "body", "{b}: {}", r.text);
+        let profile = profile_of(&gw, &t.access).await;
+        assert_eq!(profile["username"], Value::Null, "{b}: not renamed");
 
         // Both free: both change at once.
         let moved = format!("{b}-moved@example.com");

@@ -190,6 +190,18 @@ fn check_delivered(mail: &Mail, to: &str, subject: &str, link: &str) -> String {
     );
     let content_type = mail.header("Content-Type").unwrap_or_default();
     assert!(content_type.starts_with("text/plain"), "{content_type}");
+    assert_eq!(
+        mail.header("MIME-Version").as_deref(),
+        Some("1.0"),
+        "{}",
+        mail.raw
+    );
+    let id = mail.header("Message-ID").unwrap_or_default();
+    let domain = FROM_ADDR.split('@').nth(1).unwrap_or_default();
+    assert!(
+        id.starts_with('<') && id.ends_with(&format!("@{domain}>")),
+        "Message-ID {id:?} on the sender's domain"
+    );
     assert!(mail.link().starts_with(link), "{}", mail.link());
     mail.token()
 }

@@ -1,5 +1,5 @@
 //! The accounts' clock for time-dependent rules — TOTP steps, mailed-token
-//! expiry, deletion grace: wall time plus an offset that tests move instead
+//! expiry, deletion grace, lockouts and throttles: wall time plus an offset that tests move instead
 //! of sleeping. Nothing outside tests moves it.
 
 use std::sync::atomic::{AtomicI64, Ordering};

@@ -106,15 +106,16 @@ impl Accounts {
         totp_key: Sealer,
     ) -> Result<Self, String> {
         let a = &config.accounts;
+        let clock = Clock::default();
         Ok(Self {
             hasher: Hasher::new(a.argon2)?,
-            login_throttle: Throttle::new(a.throttle_login),
-            register_throttle: Throttle::new(a.throttle_register),
-            mail_ip_throttle: Throttle::new(a.throttle_forgot_password),
-            mail_recipient_throttle: Throttle::new(a.throttle_forgot_password),
+            login_throttle: Throttle::new(a.throttle_login, clock.clone()),
+            register_throttle: Throttle::new(a.throttle_register, clock.clone()),
+            mail_ip_throttle: Throttle::new(a.throttle_forgot_password, clock.clone()),
+            mail_recipient_throttle: Throttle::new(a.throttle_forgot_password, clock.clone()),
             mailer,
             totp_key,
-            clock: Clock::default(),
+            clock,
             config,
             key,
             revocations,
@@ -215,9 +216,10 @@ impl Accounts {
 
     /// Password login, with the second factor when TOTP is on. Unknown
     /// users and wrong passwords look the same (status, body, and time: a
-    /// dummy hash is verified). Locked accounts and IPs get 429 even with
-    /// the right password; wrong TOTP codes count like wrong passwords, and
-    /// the failure count is cleared only by a complete login.
+    /// dummy hash is verified). A locked account gets 429 even with the
+    /// right password (lockout is per account, never per IP: the login
+    /// throttle limits an IP); wrong TOTP codes count like wrong passwords,
+    /// and the failure count is cleared only by a complete login.
     pub async fn login(
         &self,
         attempt: &LoginAttempt<'_>,
@@ -225,15 +227,15 @@ impl Accounts {
     ) -> Result<(User, TokenPair), GatewayError> {
         self.login_throttle.check(client.ip)?;
         let db = self.db().await?;
-        let now = Utc::now();
+        let now = self.clock.now();
         let user = users::by_login(db, attempt.login).await?;
         // Unknown identifiers lock too, so lockout does not reveal accounts.
         let account_key = match &user {
             Some(u) => format!("account:{}", u.id),
             None => format!("account:{}", users::email_key(attempt.login)),
         };
-        let ip_key = format!("ip:{}", client.ip);
-        let lockout = lockouts::status(db, [&account_key, &ip_key], now).await?;
+        // Per account only: a shared NAT must not lock out its other users.
+        let lockout = lockouts::status(db, &account_key, now).await?;
         if let Some(until) = lockout.locked_until {
             audit::record(
                 db,
@@ -256,10 +258,15 @@ impl Accounts {
                 user.as_ref().map(|u| u.password_hash.as_str()),
             )
             .await?;
-        let keys = (account_key.as_str(), ip_key.as_str());
         let Some(user) = user.filter(|_| verified.ok) else {
             return Err(self
-                .login_failed(db, user_id_for(&account_key), keys, client, "password")
+                .login_failed(
+                    db,
+                    user_id_for(&account_key),
+                    &account_key,
+                    client,
+                    "password",
+                )
                 .await
                 .unwrap_or(GatewayError::InvalidCredentials));
         };
@@ -285,13 +292,13 @@ impl Accounts {
                 .await?
             {
                 return Err(self
-                    .login_failed(db, Some(user.id), keys, client, "mfa_code")
+                    .login_failed(db, Some(user.id), &account_key, client, "mfa_code")
                     .await
                     .unwrap_or(GatewayError::InvalidMfaCode));
             }
             amr.push("otp".to_string());
         }
-        if lockout.recorded.contains(&account_key) {
+        if lockout.recorded {
             lockouts::clear(db, &account_key).await?;
         }
         if verified.needs_rehash {
@@ -320,17 +327,17 @@ impl Accounts {
         }
     }
 
-    /// Records a failed attempt (`what` was wrong) against the account and
-    /// the IP; `Some` only when recording itself failed.
+    /// Records a failed attempt (`what` was wrong) against the account;
+    /// `Some` only when recording itself failed.
     async fn login_failed(
         &self,
         db: &Db,
         user_id: Option<Uuid>,
-        (account_key, ip_key): (&str, &str),
+        account_key: &str,
         client: &Client,
         what: &str,
     ) -> Option<GatewayError> {
-        let now = Utc::now();
+        let now = self.clock.now();
         let policy = self.config.accounts.lockout;
         audit::record(
             db,
@@ -341,24 +348,22 @@ impl Accounts {
             serde_json::json!({"reason": what}),
         )
         .await;
-        for key in [account_key, ip_key] {
-            match lockouts::record_failure(db, key, policy, now).await {
-                Ok(Some(until)) => {
-                    audit::record(
-                        db,
-                        "lockout",
-                        user_id,
-                        None,
-                        &client.origin(),
-                        serde_json::json!({"key_kind": key.split(':').next(), "until": until}),
-                    )
-                    .await;
-                }
-                Ok(None) => {}
-                Err(e) => return Some(e.into()),
+        match lockouts::record_failure(db, account_key, policy, now).await {
+            Ok(Some(until)) => {
+                audit::record(
+                    db,
+                    "lockout",
+                    user_id,
+                    None,
+                    &client.origin(),
+                    serde_json::json!({"key_kind": "account", "until": until}),
+                )
+                .await;
+                None
             }
+            Ok(None) => None,
+            Err(e) => Some(e.into()),
         }
-        None
     }
 
     /// Exchanges a refresh token for a new pair (DESIGN.md §10 Tokens).
@@ -469,8 +474,10 @@ fn user_id_for(account_key: &str) -> Option<Uuid> {
         .and_then(|k| Uuid::parse_str(k).ok())
 }
 
+/// Whole seconds until `until`, rounded up: waiting that long always ends
+/// the lock (`status` unlocks at `until` exactly).
 fn retry_after(until: chrono::DateTime<Utc>, now: chrono::DateTime<Utc>) -> u64 {
-    (until - now).num_seconds().max(1) as u64
+    crate::error::ceil_secs((until - now).to_std().unwrap_or_default())
 }
 
 /// Loads revoked, unexpired sessions, and accounts purged recently enough

@@ -40,6 +40,11 @@ pub fn revocation_memory(config: &Config) -> chrono::Duration {
 #[derive(Serialize)]
 struct AccessClaims<'a> {
     iss: &'a str,
+    /// RFC 9068 §2.2: the client the token was issued to. Password login
+    /// and refresh serve the gateway's own first-party client, named by
+    /// the issuer (`tokens.issuer`). Not required when verifying, so tokens
+    /// from before this claim keep working.
+    client_id: &'a str,
     aud: &'a [String],
     sub: String,
     exp: i64,
@@ -80,6 +85,7 @@ fn access_token(
     let exp = (now + ttl).min(session.expires_at.timestamp());
     let claims = AccessClaims {
         iss: &config.tokens.issuer,
+        client_id: &config.tokens.issuer,
         aud: &config.tokens.audience,
         sub: user.id.to_string(),
         exp,

@@ -83,8 +83,9 @@ impl FromRequestParts<Arc<ApiState>> for Admin {
     }
 }
 
-/// `application/json` body; malformed JSON is 400, a missing or mistyped
-/// field is 422 naming it, another content type is 415.
+/// `application/json` body; malformed JSON is 400, a body that is not an
+/// object or a missing or mistyped field is 422 naming it, another content
+/// type is 415.
 pub struct JsonBody<T>(pub T);
 
 pub fn is_json(content_type: Option<&str>) -> bool {
@@ -106,7 +107,19 @@ pub fn content_type(req: &Request) -> Option<&str> {
 }
 
 /// Parses JSON bytes into `T`, classifying errors as the API promises.
+/// Every body is a JSON object: serde would read an array into a struct
+/// field by field (so `deny_unknown_fields` would mean nothing), hence any
+/// other top-level value is 422 on `body` (malformed JSON stays 400).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, GatewayError> {
+    let first = bytes
+        .iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+    if first != Some(&b'{') {
+        return match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+            Ok(_) => Err(GatewayError::validation("body", "must be a JSON object")),
+            Err(e) => Err(GatewayError::InvalidJson(e.to_string())),
+        };
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();

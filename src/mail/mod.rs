@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use lettre::message::header::ContentType;
+use lettre::message::header::{ContentType, MIME_VERSION_1_0};
 use lettre::message::{Body, Mailbox};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use tokio::sync::{mpsc, Semaphore};
@@ -143,8 +143,10 @@ impl Transport {
         match self {
             Transport::Log => {
                 let to = message.envelope().to().iter().map(ToString::to_string);
+                let id = message.headers().get_raw("Message-ID").unwrap_or_default();
                 tracing::info!(
                     to = to.collect::<Vec<_>>().join(", "),
+                    message_id = id,
                     subject = mail.subject,
                     body = mail.body,
                     "mail (mail.mode = log)"
@@ -178,17 +180,31 @@ async fn write_eml(dir: &Path, bytes: &[u8]) -> Result<(), String> {
         .map_err(|e| format!("cannot move {} into place: {e}", partial.display()))
 }
 
+/// The message, with the headers every transport needs (lettre adds
+/// neither `Message-ID` nor `MIME-Version` to a plain body by itself).
 fn build(from: &Mailbox, to: &str, mail: &Mail) -> Result<lettre::Message, String> {
     let to: Mailbox = to.parse().map_err(|e| format!("recipient: {e}"))?;
     lettre::Message::builder()
         .from(from.clone())
         .to(to)
         .subject(mail.subject.clone())
+        .message_id(Some(message_id(from)))
+        .header(MIME_VERSION_1_0)
         .header(ContentType::TEXT_PLAIN)
         // lettre picks the transfer encoding: quoted-printable when a
         // line (a link) is longer than 76 characters.
         .body(Body::new(mail.body.clone()))
         .map_err(|e| e.to_string())
+}
+
+/// A unique `<random@domain>` id, the domain being the sender's (RFC 5322
+/// §3.6.4: the right side names the host that made the id).
+fn message_id(from: &Mailbox) -> String {
+    format!(
+        "<{}@{}>",
+        uuid::Uuid::new_v4().simple(),
+        from.email.domain()
+    )
 }
 
 async fn deliver_all(

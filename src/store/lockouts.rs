@@ -1,6 +1,8 @@
 //! Failure counters with lockout (`[accounts.lockout]`), keyed per account
-//! (`account:<id>`) and per client IP (`ip:<addr>`). Kept in the database so
-//! every instance sees the same lockout and a restart forgets nothing.
+//! (`account:<id>`, or `account:<email>` for identifiers nobody has). Never
+//! per client IP: users behind one NAT must not lock each other out (the
+//! per-IP control is the login throttle). Kept in the database so every
+//! instance sees the same lockout and a restart forgets nothing.
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -13,92 +15,69 @@ pub struct Policy {
     pub duration: Duration,
 }
 
-#[derive(sqlx::FromRow)]
-struct Row {
-    failures: i32,
-    window_started_at: DateTime<Utc>,
-    locked_until: Option<DateTime<Utc>>,
+/// The lockout state of one key.
+pub struct Status {
+    /// The lock end, if the key is locked now.
+    pub locked_until: Option<DateTime<Utc>>,
+    /// Whether failures are recorded (else there is nothing to clear).
+    pub recorded: bool,
 }
 
-async fn load(db: &Db, key: &str) -> Result<Option<Row>, StoreError> {
-    bounded(async {
-        Ok(on_db!(db, |pool| sqlx::query_as::<_, Row>(
-            "SELECT failures, window_started_at, locked_until FROM lockouts WHERE key = $1"
+pub async fn status(db: &Db, key: &str, now: DateTime<Utc>) -> Result<Status, StoreError> {
+    let row: Option<(Option<DateTime<Utc>>,)> = bounded(async {
+        Ok(on_db!(db, |pool| sqlx::query_as(
+            "SELECT locked_until FROM lockouts WHERE key = $1"
         )
         .bind(key)
         .fetch_optional(pool)
         .await)?)
     })
-    .await
-}
-
-/// The lockout state of several keys, read in one query.
-pub struct Status {
-    /// The latest lock end among the keys, if any is locked now.
-    pub locked_until: Option<DateTime<Utc>>,
-    /// Keys that have failures recorded (the others need no clearing).
-    pub recorded: Vec<String>,
-}
-
-pub async fn status(db: &Db, keys: [&str; 2], now: DateTime<Utc>) -> Result<Status, StoreError> {
-    #[derive(sqlx::FromRow)]
-    struct KeyRow {
-        key: String,
-        locked_until: Option<DateTime<Utc>>,
-    }
-    let rows: Vec<KeyRow> = bounded(async {
-        Ok(on_db!(db, |pool| sqlx::query_as::<_, KeyRow>(
-            "SELECT key, locked_until FROM lockouts WHERE key = $1 OR key = $2"
-        )
-        .bind(keys[0])
-        .bind(keys[1])
-        .fetch_all(pool)
-        .await)?)
-    })
     .await?;
     Ok(Status {
-        locked_until: rows
-            .iter()
-            .filter_map(|r| r.locked_until)
-            .filter(|u| *u > now)
-            .max(),
-        recorded: rows.into_iter().map(|r| r.key).collect(),
+        locked_until: row.and_then(|(u,)| u).filter(|u| *u > now),
+        recorded: row.is_some(),
     })
 }
 
-/// Counts a failure; returns the lock end when this failure locks `key`.
+/// Counts a failure in one statement (concurrent failures all count);
+/// returns the lock end when this failure locks `key`. The failure that
+/// reaches `max_failures` locks: `max_failures` failures are answered as
+/// such, the attempts after them are refused until the lock ends. A window
+/// that is over, or a lock that has ended, starts the count again.
 pub async fn record_failure(
     db: &Db,
     key: &str,
     policy: Policy,
     now: DateTime<Utc>,
 ) -> Result<Option<DateTime<Utc>>, StoreError> {
-    let current = load(db, key).await?;
-    let (failures, started) = match current {
-        Some(r)
-            if now - r.window_started_at <= policy.window
-                && r.locked_until.is_none_or(|u| u > now) =>
-        {
-            (r.failures.saturating_add(1), r.window_started_at)
-        }
-        _ => (1, now),
-    };
-    let locked_until = (failures as u32 >= policy.max_failures).then(|| now + policy.duration);
-    bounded(async {
-        on_db!(db, |pool| sqlx::query(
-            "INSERT INTO lockouts (key, failures, window_started_at, locked_until) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (key) DO UPDATE SET failures = $2, window_started_at = $3, locked_until = $4"
-        )
+    let max = i32::try_from(policy.max_failures).unwrap_or(i32::MAX);
+    let until = now + policy.duration;
+    const FRESH: &str = "(lockouts.window_started_at < $3 \
+                          OR (lockouts.locked_until IS NOT NULL AND lockouts.locked_until <= $2))";
+    let sql = format!(
+        "INSERT INTO lockouts (key, failures, window_started_at, locked_until) \
+         VALUES ($1, 1, $2, CASE WHEN 1 >= $4 THEN $5 ELSE NULL END) \
+         ON CONFLICT (key) DO UPDATE SET \
+         failures = CASE WHEN {FRESH} THEN 1 ELSE lockouts.failures + 1 END, \
+         window_started_at = CASE WHEN {FRESH} THEN $2 ELSE lockouts.window_started_at END, \
+         locked_until = CASE WHEN (CASE WHEN {FRESH} THEN 1 ELSE lockouts.failures + 1 END) >= $4 \
+         THEN $5 ELSE NULL END \
+         RETURNING locked_until"
+    );
+    let locked: (Option<DateTime<Utc>>,) = bounded(async {
+        Ok(on_db!(db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(
+            sql.as_str()
+        ))
         .bind(key)
-        .bind(failures)
-        .bind(started)
-        .bind(locked_until)
-        .execute(pool)
-        .await.map(|r| r.rows_affected()))?;
-        Ok(())
+        .bind(now)
+        .bind(now - policy.window)
+        .bind(max)
+        .bind(until)
+        .fetch_one(pool)
+        .await)?)
     })
     .await?;
-    Ok(locked_until)
+    Ok(locked.0)
 }
 
 /// Forgets the failures of `key` (after a successful login).

@@ -63,6 +63,9 @@ pub enum StoreError {
     /// A row referred to something deleted meanwhile (a foreign key).
     #[error("the referenced row is gone")]
     Vanished,
+    /// An admin change refused because no active superuser would remain.
+    #[error("no active superuser would remain")]
+    LastSuperuser,
     #[error("database error: {0}")]
     Other(String),
 }

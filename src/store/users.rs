@@ -234,32 +234,52 @@ pub struct AdminChange {
     pub roles: Option<Vec<String>>,
 }
 
+/// Takes (PostgreSQL) the transaction-scoped lock that serializes changes
+/// which may remove a superuser: without it two admins demoting each other
+/// at once would each still see the other and leave none. SQLite
+/// serializes writers by itself.
+const LOCK_SUPERUSERS_PG: &str = "SELECT pg_advisory_xact_lock(7003514612437232236)";
+
+/// Applies `change` unless it would leave no active superuser: the update
+/// is conditional on another active superuser existing whenever it takes
+/// an active superuser's rights away (`StoreError::LastSuperuser`, nothing
+/// changed). `None` when there is no such user.
 pub async fn admin_update(
     db: &Db,
     id: Uuid,
     change: &AdminChange,
     now: DateTime<Utc>,
 ) -> Result<Option<User>, StoreError> {
-    let Some(current) = by_id(db, id).await? else {
-        return Ok(None);
-    };
-    let is_active = change.is_active.unwrap_or(current.is_active);
-    let is_superuser = change.is_superuser.unwrap_or(current.is_superuser);
-    let roles = to_json_list(change.roles.as_ref().unwrap_or(&current.roles));
-    bounded(async {
-        let sql = "UPDATE users SET is_active = $1, is_superuser = $2, roles = $3, updated_at = $4 WHERE id = $5";
-        on_db!(db, |pool| sqlx::query(sql)
-            .bind(is_active)
-            .bind(is_superuser)
-            .bind(&roles)
-            .bind(now)
-            .bind(id)
-            .execute(pool)
-            .await.map(|r| r.rows_affected()))?;
-        Ok(())
+    let roles = change.roles.as_ref().map(|r| to_json_list(r));
+    let sql = "UPDATE users SET is_active = COALESCE($1, is_active), \
+               is_superuser = COALESCE($2, is_superuser), roles = COALESCE($3, roles), updated_at = $4 \
+               WHERE id = $5 AND NOT (is_active AND is_superuser \
+               AND NOT (COALESCE($1, is_active) AND COALESCE($2, is_superuser)) \
+               AND NOT EXISTS (SELECT 1 FROM users o WHERE o.id <> $5 AND o.is_active AND o.is_superuser))";
+    let updated = bounded(async {
+        on_db!(db, |pool| {
+            let mut tx = pool.begin().await?;
+            if matches!(db, Db::Postgres(_)) {
+                sqlx::query(LOCK_SUPERUSERS_PG).execute(&mut *tx).await?;
+            }
+            let n = sqlx::query(sql)
+                .bind(change.is_active)
+                .bind(change.is_superuser)
+                .bind(roles.as_deref())
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+            Ok::<_, StoreError>(n > 0)
+        })
     })
     .await?;
-    by_id(db, id).await
+    match by_id(db, id).await? {
+        Some(_) if !updated => Err(StoreError::LastSuperuser),
+        user => Ok(user),
+    }
 }
 
 /// Users in id (creation) order after `cursor`, at most `limit`.
