@@ -267,12 +267,16 @@ impl Default for ApiKeysFile {
     }
 }
 
+pub const DEFAULT_OUTBOX_DIR: &str = "data/outbox";
+
 #[derive(Debug, Deserialize)]
 #[serde(default)]
 pub struct MailFile {
     pub mode: String,
     pub link_base: Option<String>,
-    pub outbox_dir: String,
+    /// `mode = "file"` only; unset means [`DEFAULT_OUTBOX_DIR`].
+    pub outbox_dir: Option<String>,
+    /// `mode = "smtp"` only.
     pub smtp_url: Option<String>,
     pub from: Option<String>,
 }
@@ -282,7 +286,7 @@ impl Default for MailFile {
         Self {
             mode: "log".into(),
             link_base: None,
-            outbox_dir: "data/outbox".into(),
+            outbox_dir: None,
             smtp_url: None,
             from: None,
         }

@@ -106,9 +106,8 @@ impl SecretSource {
             }
             Ok(Self::File(resolve_path(base_dir, path)))
         } else {
-            Err(format!(
-                "secret {text:?} must be given as \"env:VAR\" or \"file:PATH\""
-            ))
+            // Never repeat `text`: it is most likely the secret itself.
+            Err("must come from \"env:VAR\" or \"file:PATH\" (inline secrets are refused)".into())
         }
     }
 
@@ -201,7 +200,8 @@ mod tests {
             SecretSource::parse("env:KEY", base).unwrap(),
             SecretSource::Env("KEY".into())
         );
-        assert!(SecretSource::parse("plaintext", base).is_err());
+        let inline = SecretSource::parse("plaintext-secret", base).unwrap_err();
+        assert!(!inline.contains("plaintext-secret"), "{inline}");
         assert!(SecretSource::parse("env:", base).is_err());
     }
 }
