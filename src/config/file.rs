@@ -281,6 +281,12 @@ pub struct MailFile {
     pub from: Option<String>,
 }
 
+impl MailFile {
+    pub fn outbox_dir(&self) -> &str {
+        self.outbox_dir.as_deref().unwrap_or(DEFAULT_OUTBOX_DIR)
+    }
+}
+
 impl Default for MailFile {
     fn default() -> Self {
         Self {

@@ -428,20 +428,19 @@ struct MailParts {
 
 fn mail(m: &MailFile, base_dir: &Path, p: &mut Problems) -> MailParts {
     // A key the chosen mode does not read would be silently ignored.
-    if m.outbox_dir.is_some() && m.mode != "file" {
-        p.add(
-            "mail.outbox_dir",
-            "only used with mode = \"file\"; remove it",
-        );
-    }
-    if m.smtp_url.is_some() && m.mode != "smtp" {
-        p.add("mail.smtp_url", "only used with mode = \"smtp\"; remove it");
+    let by_mode = [
+        ("outbox_dir", m.outbox_dir.is_some(), "file"),
+        ("smtp_url", m.smtp_url.is_some(), "smtp"),
+    ];
+    for (key, set, mode) in by_mode {
+        if set && m.mode != mode {
+            let message = format!("only used with mode = {mode:?}; remove it");
+            p.add(format!("mail.{key}"), message);
+        }
     }
     let transport = match m.mode.as_str() {
         "log" => MailTransport::Log,
-        "file" => MailTransport::File(
-            base_dir.join(m.outbox_dir.as_deref().unwrap_or(DEFAULT_OUTBOX_DIR)),
-        ),
+        "file" => MailTransport::File(base_dir.join(m.outbox_dir())),
         "smtp" => match &m.smtp_url {
             None => {
                 p.add("mail.smtp_url", "required when mode = \"smtp\"");
