@@ -55,7 +55,8 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
 }
 
-#[derive(Debug, Clone)]
+/// `Debug` hides the URL's password.
+#[derive(Clone)]
 pub struct DatabaseConfig {
     pub url: String,
     pub max_connections: u32,
@@ -64,6 +65,17 @@ pub struct DatabaseConfig {
     /// time one more is earned (group commit, `store::durability`);
     /// PostgreSQL ignores it.
     pub sync_interval: Duration,
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &units::redact_url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("auto_migrate", &self.auto_migrate)
+            .field("sync_interval", &self.sync_interval)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -132,6 +132,19 @@ impl SecretSource {
     }
 }
 
+/// A URL without its password (`scheme://user:***@host…`), for messages
+/// and `Debug`.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
 /// Resolves a config-relative path against the config file's directory.
 pub fn resolve_path(base_dir: &Path, path: &str) -> PathBuf {
     let p = Path::new(path);
@@ -203,5 +216,9 @@ mod tests {
         let inline = SecretSource::parse("plaintext-secret", base).unwrap_err();
         assert!(!inline.contains("plaintext-secret"), "{inline}");
         assert!(SecretSource::parse("env:", base).is_err());
+        assert_eq!(
+            redact_url("postgres://app:hunter2@db/x"),
+            "postgres://app:***@db/x"
+        );
     }
 }
