@@ -138,7 +138,7 @@ pub struct TrustedIssuerFile {
     pub audience: Vec<String>,
     #[serde(default = "default_roles_claim")]
     pub roles_claim: String,
-    /// How often the JWKS is re-fetched (URL only).
+    /// How often the JWKS is re-fetched (URL) or re-read (file).
     #[serde(default = "default_jwks_refresh")]
     pub refresh: String,
 }
