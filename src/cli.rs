@@ -1,5 +1,5 @@
-//! The command-line subcommands (`serve`, `check`, `keygen`); `main` only
-//! parses arguments and calls these.
+//! The command-line subcommands (`serve`, `check`, `migrate`, `user …`,
+//! `keygen`); `main` only parses arguments and calls these.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -24,6 +24,9 @@ pub fn serve(path: &Path) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
+    if let Some(warning) = crate::mail::unserved_links_warning(&config) {
+        tracing::warn!("{warning}");
+    }
     match crate::Gateway::build(config) {
         Ok(gateway) => {
             gateway.run(Box::new(pingora::server::UnixShutdownSignalWatch));
@@ -36,42 +39,81 @@ pub fn serve(path: &Path) -> ExitCode {
     }
 }
 
-/// Problems `check` finds beyond the file itself: secrets and key files.
-fn external_problems(config: &Config) -> Vec<String> {
-    let mut out = Vec::new();
-    let tokens = &config.tokens;
-    if let Err(e) = SigningKey::load(tokens.algorithm, &tokens.signing_key) {
-        let hint = match &tokens.signing_key {
-            SecretSource::File(_) => " (run `portcullis keygen`, or `serve` once, to create it)",
-            SecretSource::Env(_) => "",
-        };
-        out.push(format!("tokens.signing_key: {e}{hint}"));
+/// What `check` finds beyond the file itself: problems with secrets and
+/// key files (each prefixed with its key, never repeating a secret), and
+/// notes that do not fail the check.
+#[derive(Default)]
+struct Findings {
+    problems: Vec<String>,
+    notes: Vec<String>,
+}
+
+impl Findings {
+    /// A missing `file:` secret is a note (`serve` creates it at first
+    /// start); a present but bad one, or a bad `env:`, is a problem.
+    fn secret<T>(
+        &mut self,
+        key: &str,
+        source: &SecretSource,
+        load: impl FnOnce() -> Result<T, String>,
+    ) {
+        if let SecretSource::File(path) = source {
+            if !path.exists() {
+                self.notes.push(format!(
+                    "{key}: {} does not exist yet; serve creates it at first start",
+                    path.display()
+                ));
+                return;
+            }
+        }
+        if let Err(e) = load() {
+            self.problems.push(format!("{key}: {e}"));
+        }
     }
+}
+
+fn external_findings(config: &Config) -> Findings {
+    let mut out = Findings::default();
+    let tokens = &config.tokens;
+    out.secret("tokens.signing_key", &tokens.signing_key, || {
+        SigningKey::load(tokens.algorithm, &tokens.signing_key)
+    });
+    let secret = &config.accounts.secret_encryption_key;
+    out.secret("accounts.secret_encryption_key", secret, || {
+        crate::crypto::secret::ServerSecret::load(secret)
+    });
     for (i, issuer) in tokens.trusted_issuers.iter().enumerate() {
         if let JwksSource::File(path) = &issuer.jwks {
             let result = std::fs::read(path)
                 .map_err(|e| format!("cannot read {}: {e}", path.display()))
                 .and_then(|body| jwks::parse_jwks(&body));
+            let key = format!("tokens.trusted_issuers.{i}.jwks_file");
             match result {
-                Ok(keys) if keys.is_empty() => out.push(format!(
-                    "tokens.trusted_issuers.{i}.jwks_file: no usable signing keys"
-                )),
+                Ok(keys) if keys.is_empty() => {
+                    out.problems.push(format!("{key}: no usable signing keys"))
+                }
                 Ok(_) => {}
-                Err(e) => out.push(format!("tokens.trusted_issuers.{i}.jwks_file: {e}")),
+                Err(e) => out.problems.push(format!("{key}: {e}")),
             }
         }
     }
+    out.notes
+        .extend(crate::mail::unserved_links_warning(config));
     out
 }
 
-/// `portcullis check`: validates everything, one line per problem.
+/// `portcullis check`: validates everything, one line per problem (stderr,
+/// exit 1) and per note (stdout).
 pub fn check(path: &Path) -> ExitCode {
     let config = match load(path) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let problems = external_problems(&config);
-    if problems.is_empty() {
+    let findings = external_findings(&config);
+    for note in &findings.notes {
+        println!("{}: note: {note}", path.display());
+    }
+    if findings.problems.is_empty() {
         println!(
             "{}: OK ({} routes, {} upstreams)",
             path.display(),
@@ -80,7 +122,7 @@ pub fn check(path: &Path) -> ExitCode {
         );
         ExitCode::SUCCESS
     } else {
-        for p in problems {
+        for p in findings.problems {
             eprintln!("{}: {p}", path.display());
         }
         ExitCode::FAILURE
@@ -171,6 +213,119 @@ pub fn create_user(path: &Path, email: &str, username: Option<&str>, superuser: 
             ExitCode::FAILURE
         }
     }
+}
+
+/// Users `user list` reads per query, so a large table never loads at once.
+const LIST_PAGE: u32 = 500;
+
+/// `portcullis user list`: one tab-separated line per user (id, email,
+/// username or `-`, active, superuser) in creation order; no secrets.
+pub fn list_users(path: &Path) -> ExitCode {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let result = crate::store::with_temporary(&config, async |db| {
+        db.migrate().await.map_err(|e| e.to_string())?;
+        println!("id\temail\tusername\tactive\tsuperuser");
+        let mut cursor = None;
+        loop {
+            let page = crate::store::users::list(db, LIST_PAGE, cursor)
+                .await
+                .map_err(|e| e.to_string())?;
+            for u in &page {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    u.id,
+                    u.email,
+                    u.username.as_deref().unwrap_or("-"),
+                    u.is_active,
+                    u.is_superuser
+                );
+            }
+            match page.last() {
+                Some(last) if page.len() == LIST_PAGE as usize => cursor = Some(last.id),
+                _ => return Ok(()),
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `portcullis user promote`: makes an existing user an active superuser
+/// (recovery when no superuser is left). Revokes nothing; audited as an
+/// admin change with no actor.
+pub fn promote_user(path: &Path, email: &str) -> ExitCode {
+    use crate::store::users;
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let result = crate::store::with_temporary(&config, async |db| {
+        db.migrate().await.map_err(|e| e.to_string())?;
+        let Some(before) = users::by_email(db, email)
+            .await
+            .map_err(|e| e.to_string())?
+        else {
+            return Err(format!("no user with email {email:?}"));
+        };
+        let change = users::AdminChange {
+            is_active: Some(true),
+            is_superuser: Some(true),
+            roles: None,
+        };
+        let after = users::admin_update(db, before.id, &change, chrono::Utc::now())
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("no user with email {email:?}"))?;
+        crate::store::audit::record(
+            db,
+            "admin_user_updated",
+            Some(after.id),
+            None,
+            &Default::default(),
+            serde_json::json!({"is_active": after.is_active, "is_superuser": after.is_superuser, "roles": after.roles, "via": "cli"}),
+        )
+        .await;
+        Ok((before, after))
+    });
+    let (before, after) = match result {
+        Ok(pair) => pair,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut changed = Vec::new();
+    if !before.is_superuser {
+        changed.push("now a superuser");
+    }
+    if !before.is_active {
+        changed.push("re-activated");
+    }
+    if changed.is_empty() {
+        println!(
+            "user {} ({}) was already an active superuser; nothing changed",
+            after.id, after.email
+        );
+    } else {
+        println!(
+            "user {} ({}): {}",
+            after.id,
+            after.email,
+            changed.join(", ")
+        );
+    }
+    if let Some(at) = after.deletion_scheduled_for {
+        println!("note: the account is still scheduled for deletion at {at}");
+    }
+    ExitCode::SUCCESS
 }
 
 /// `portcullis keygen`: writes a new signing key (never overwrites unless

@@ -63,6 +63,13 @@ enum UserCommand {
         #[arg(long)]
         superuser: bool,
     },
+    /// Make an existing user an active superuser (recovery; revokes nothing).
+    Promote {
+        #[arg(long)]
+        email: String,
+    },
+    /// List users: id, email, username, active, superuser (no secrets).
+    List,
 }
 
 fn main() -> ExitCode {
@@ -79,6 +86,12 @@ fn main() -> ExitCode {
                     superuser,
                 },
         } => portcullis::cli::create_user(&cli.config, &email, username.as_deref(), superuser),
+        Command::User {
+            command: UserCommand::Promote { email },
+        } => portcullis::cli::promote_user(&cli.config, &email),
+        Command::User {
+            command: UserCommand::List,
+        } => portcullis::cli::list_users(&cli.config),
         Command::Keygen {
             algorithm,
             out,

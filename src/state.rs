@@ -44,10 +44,10 @@ impl AppState {
     /// services the server must run.
     pub fn build(config: Config) -> Result<(AppState, Vec<HealthService>), String> {
         let config = Arc::new(config);
-        let signing_key = Arc::new(SigningKey::load_or_create(
-            config.tokens.algorithm,
-            &config.tokens.signing_key,
-        )?);
+        let signing_key = Arc::new(
+            SigningKey::load_or_create(config.tokens.algorithm, &config.tokens.signing_key)
+                .map_err(|e| format!("tokens.signing_key: {e}"))?,
+        );
         let client = reqwest::Client::builder()
             .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::none())

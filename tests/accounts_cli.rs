@@ -1,4 +1,4 @@
-//! `portcullis migrate` and `portcullis user create` from the outside
+//! `portcullis migrate` and `portcullis user create|promote|list` from the outside
 //! (DESIGN.md §2, §10 CLI/Accounts): the built binary writes the database,
 //! and a gateway on the same database lets the created users in; the
 //! superuser reaches the admin endpoints, a normal user does not.
@@ -384,5 +384,172 @@ async fn user_create_refuses_bad_input_and_duplicates() {
         let r = login(&gw, "root@example.com", ROOT_PASSWORD).await;
         assert_eq!(r.status, 200, "{b}: {}", r.text);
         drop(gw);
+    }
+}
+
+/// Opens the database of the config at `cfg` through the library.
+async fn open(cfg: &Path) -> portcullis::store::Db {
+    let config = portcullis::config::Config::load(cfg).unwrap();
+    portcullis::store::Db::connect(&config.database, &config.base_dir)
+        .await
+        .unwrap()
+}
+
+/// The last superuser demoted and deactivated themselves: `user promote`
+/// restores them (active superuser again, audited with no actor, nothing
+/// revoked), says what changed, and refuses an unknown email.
+#[tokio::test(flavor = "multi_thread")]
+async fn user_promote_restores_a_superuser() {
+    use portcullis::store::users;
+    for backend in backends().await {
+        let b = backend.name;
+        let dir = tempfile::tempdir().unwrap();
+        let url = shared_url(&backend, dir.path());
+        let cfg = write_config(dir.path(), &format!("{}{ACCOUNTS}", database(&url)));
+        let root_id = create_user(&cfg, "root@example.com", &["--superuser"], ROOT_PASSWORD, b);
+        let plain_id = create_user(&cfg, "plain@example.com", &[], PLAIN_PASSWORD, b);
+
+        let db = open(&cfg).await;
+        let root = uuid::Uuid::parse_str(&root_id).unwrap();
+        let demoted = users::AdminChange {
+            is_active: Some(false),
+            is_superuser: Some(false),
+            roles: None,
+        };
+        users::admin_update(&db, root, &demoted, chrono::Utc::now())
+            .await
+            .unwrap();
+
+        let o = run(
+            &["user", "promote", "--email", "nobody@example.com"],
+            &cfg,
+            "",
+        );
+        assert_eq!(o.status.code(), Some(1), "{b}: {}", out(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("no user with email"),
+            "{b}: {}",
+            out(&o)
+        );
+
+        let o = run(
+            &["user", "promote", "--email", "ROOT@example.com"],
+            &cfg,
+            "",
+        );
+        assert_eq!(o.status.code(), Some(0), "{b}: {}", out(&o));
+        let said = String::from_utf8_lossy(&o.stdout).to_string();
+        assert!(
+            said.contains(&root_id)
+                && said.contains("now a superuser")
+                && said.contains("re-activated"),
+            "{b}: {said}"
+        );
+        let after = users::by_id(&db, root).await.unwrap().unwrap();
+        assert!(after.is_superuser && after.is_active, "{b}: {after:?}");
+        let plain = uuid::Uuid::parse_str(&plain_id).unwrap();
+        let untouched = users::by_id(&db, plain).await.unwrap().unwrap();
+        assert!(!untouched.is_superuser, "{b}: only the named user");
+        db.close().await;
+
+        let o = run(
+            &["user", "promote", "--email", "root@example.com"],
+            &cfg,
+            "",
+        );
+        assert_eq!(o.status.code(), Some(0), "{b}: {}", out(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("nothing changed"),
+            "{b}: {}",
+            out(&o)
+        );
+
+        // The restored superuser administers again; the change is audited.
+        let gw = TestGateway::start(&format!("{}{ACCOUNTS}", database(&url))).await;
+        let r = login(&gw, "root@example.com", ROOT_PASSWORD).await;
+        assert_eq!(r.status, 200, "{b}: {}", r.text);
+        let token = r.json()["access_token"].as_str().unwrap().to_string();
+        let r = get(&gw, "/auth/admin/audit?limit=200", &token).await;
+        assert_eq!(r.status, 200, "{b}: {}", r.text);
+        let audit = r.json();
+        let promoted = audit["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "admin_user_updated" && e["user_id"] == root_id.as_str())
+            .collect::<Vec<_>>();
+        assert_eq!(promoted.len(), 2, "{b}: one event per promote: {audit}");
+        assert!(
+            promoted
+                .iter()
+                .all(|e| e.get("actor_id") == Some(&Value::Null)
+                    && e["detail"]["via"] == "cli"
+                    && e["detail"]["is_superuser"] == true),
+            "{b}: no actor, via the CLI: {audit}"
+        );
+        drop(gw);
+    }
+}
+
+/// `user list` prints every user, one line each, across several pages
+/// (the command reads 500 at a time), without any hash.
+#[tokio::test(flavor = "multi_thread")]
+async fn user_list_prints_every_user_one_line_each() {
+    use portcullis::store::users;
+    for backend in backends().await {
+        let b = backend.name;
+        let dir = tempfile::tempdir().unwrap();
+        let url = shared_url(&backend, dir.path());
+        let cfg = write_config(dir.path(), &format!("{}{ACCOUNTS}", database(&url)));
+        let root_id = create_user(&cfg, "root@example.com", &["--superuser"], ROOT_PASSWORD, b);
+        let named_id = create_user(
+            &cfg,
+            "named@example.com",
+            &["--username", "named_user"],
+            PLAIN_PASSWORD,
+            b,
+        );
+        let db = open(&cfg).await;
+        const MORE: usize = 1001;
+        for i in 0..MORE {
+            let email = format!("bulk{i}@example.com");
+            let new = users::NewUser {
+                email: &email,
+                username: None,
+                password_hash: "$argon2id$not-a-real-hash",
+                superuser: false,
+                email_verified: true,
+            };
+            users::create(&db, new, chrono::Utc::now()).await.unwrap();
+        }
+        db.close().await;
+
+        let o = run(&["user", "list"], &cfg, "");
+        assert_eq!(o.status.code(), Some(0), "{b}: {}", out(&o));
+        let text = String::from_utf8_lossy(&o.stdout).to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "id\temail\tusername\tactive\tsuperuser", "{b}");
+        assert_eq!(lines.len(), 1 + 2 + MORE, "{b}: one line per user");
+        assert_eq!(
+            lines[1],
+            format!("{root_id}\troot@example.com\t-\ttrue\ttrue"),
+            "{b}: creation order"
+        );
+        assert_eq!(
+            lines[2],
+            format!("{named_id}\tnamed@example.com\tnamed_user\ttrue\tfalse"),
+            "{b}"
+        );
+        let mut ids: Vec<&str> = lines[1..]
+            .iter()
+            .map(|l| l.split('\t').next().unwrap())
+            .collect();
+        ids.dedup();
+        assert_eq!(ids.len(), 2 + MORE, "{b}: no user twice across pages");
+        assert!(
+            text.contains(&format!("bulk{}@example.com", MORE - 1)),
+            "{b}"
+        );
+        assert!(!text.contains("argon2"), "{b}: no hashes");
     }
 }

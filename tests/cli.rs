@@ -33,18 +33,39 @@ fn write(dir: &Path, text: &str) -> std::path::PathBuf {
     path
 }
 
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+/// A fresh copy of the bundled config (no `config/data/`) checks clean:
+/// the missing key files are notes, since `serve` creates them at first
+/// start, and so are mail links nothing serves. A key file that exists but
+/// is bad still fails.
 #[test]
-fn bundled_config_checks_clean_once_a_key_exists() {
+fn bundled_config_checks_clean_on_a_fresh_copy() {
     let dir = tempfile::tempdir().unwrap();
     let text = std::fs::read_to_string("config/portcullis.toml").unwrap();
     let cfg = write(dir.path(), &text);
-    let missing = run(&["check"], &cfg);
-    assert_eq!(missing.status.code(), Some(1));
+    let fresh = run(&["check"], &cfg);
     assert!(
-        stderr(&missing).contains("tokens.signing_key"),
-        "{}",
-        stderr(&missing)
+        fresh.status.success(),
+        "{}{}",
+        stdout(&fresh),
+        stderr(&fresh)
     );
+    let out = stdout(&fresh);
+    for expected in [
+        "note: tokens.signing_key: ",
+        "data/signing-key.pem does not exist yet; serve creates it at first start",
+        "note: accounts.secret_encryption_key: ",
+        "data/secret.key does not exist yet",
+        "note: mail.link_base: ",
+        "/auth/reset-password",
+        "OK (4 routes, 1 upstreams)",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+    assert!(!dir.path().join("data").exists(), "check creates nothing");
 
     let keygen = run(&["keygen"], &cfg);
     assert!(keygen.status.success(), "{}", stderr(&keygen));
@@ -54,7 +75,30 @@ fn bundled_config_checks_clean_once_a_key_exists() {
     );
     let ok = run(&["check"], &cfg);
     assert!(ok.status.success(), "{}", stderr(&ok));
-    assert!(String::from_utf8_lossy(&ok.stdout).contains("OK (4 routes, 1 upstreams)"));
+    assert!(
+        !stdout(&ok).contains("tokens.signing_key"),
+        "{}",
+        stdout(&ok)
+    );
+
+    std::fs::write(dir.path().join("data/secret.key"), "too short").unwrap();
+    let short = run(&["check"], &cfg);
+    assert_eq!(short.status.code(), Some(1), "{}", stdout(&short));
+    assert!(
+        stderr(&short).contains("accounts.secret_encryption_key: ")
+            && stderr(&short).contains("at least 32"),
+        "{}",
+        stderr(&short)
+    );
+    std::fs::remove_file(dir.path().join("data/secret.key")).unwrap();
+    std::fs::write(dir.path().join("data/signing-key.pem"), "not a key").unwrap();
+    let bad = run(&["check"], &cfg);
+    assert_eq!(bad.status.code(), Some(1), "{}", stdout(&bad));
+    assert!(
+        stderr(&bad).contains("tokens.signing_key: "),
+        "{}",
+        stderr(&bad)
+    );
 
     let again = run(&["keygen"], &cfg);
     assert_eq!(
@@ -63,6 +107,138 @@ fn bundled_config_checks_clean_once_a_key_exists() {
         "never overwrites without --force"
     );
     assert!(run(&["keygen", "--force"], &cfg).status.success());
+}
+
+/// Mail links are a note only while they point at this gateway and no
+/// public route forwards them; a link_base elsewhere is silent.
+#[test]
+fn check_notes_mail_links_nothing_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let routes = "\n[[upstreams]]\nname = \"app\"\nbackends = [\"127.0.0.1:3000\"]\n\n[[routes]]\nname = \"pages\"\npath = \"/**\"\nupstream = \"app\"\nauth = \"public\"\n";
+    for (text, noted) in [
+        (
+            "[server]\npublic_url = \"https://auth.example.com\"\n",
+            true,
+        ),
+        ("[mail]\nlink_base = \"http://127.0.0.1:8080/\"\n", true),
+        ("[mail]\nlink_base = \"https://app.example.com\"\n", false),
+        (routes, false),
+    ] {
+        let cfg = write(dir.path(), text);
+        let o = run(&["check"], &cfg);
+        assert!(o.status.success(), "{text}: {}{}", stdout(&o), stderr(&o));
+        assert_eq!(
+            stdout(&o).contains("note: mail.link_base:"),
+            noted,
+            "{text}: {}",
+            stdout(&o)
+        );
+    }
+}
+
+/// No secret value reaches a `check` or start-up message; every problem
+/// names its key, also for secrets read from `env:`/`file:`.
+#[test]
+fn check_never_prints_a_secret_and_names_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "s3cr3t-never-printed-22"; // < 32 bytes: too short for HS256
+    let check = |text: &str, env: Option<&str>, key: &str, exit: i32| {
+        let cfg = write(dir.path(), text);
+        let mut cmd = Command::new(BIN);
+        cmd.arg("check").arg("--config").arg(&cfg);
+        cmd.env_remove("PORTCULLIS_CONFIG")
+            .env_remove("PORTCULLIS_TEST_SECRET");
+        if let Some(value) = env {
+            cmd.env("PORTCULLIS_TEST_SECRET", value);
+        }
+        let o = cmd.output().unwrap();
+        let all = format!("{}{}", stdout(&o), stderr(&o));
+        assert_eq!(o.status.code(), Some(exit), "{text}: {all}");
+        assert!(!all.contains(secret), "{text}: the secret leaked: {all}");
+        assert!(all.contains(key), "{text}: names {key:?}: {all}");
+    };
+    let hs256 = |key: &str| format!("[tokens]\nalgorithm = \"HS256\"\nsigning_key = \"{key}\"\n");
+    check(&hs256(secret), None, "tokens.signing_key: ", 1);
+    check(
+        &hs256("env:PORTCULLIS_TEST_SECRET"),
+        Some(secret),
+        "tokens.signing_key: env:PORTCULLIS_TEST_SECRET: HS256 secret is",
+        1,
+    );
+    check(
+        &hs256("env:PORTCULLIS_TEST_SECRET"),
+        None,
+        "tokens.signing_key: environment variable PORTCULLIS_TEST_SECRET is not set",
+        1,
+    );
+    check(&hs256("file:nope/key"), None, "tokens.signing_key: ", 0);
+    check(
+        &format!("[accounts]\nsecret_encryption_key = \"{secret}\"\n"),
+        None,
+        "accounts.secret_encryption_key: ",
+        1,
+    );
+    check(
+        "[mail]\nmode = \"smtp\"\nsmtp_url = \"file:nope/smtp-url\"\nfrom = \"a@example.com\"\n",
+        None,
+        "mail.smtp_url: cannot read",
+        1,
+    );
+    let smtp = format!("smtp://portcullis:{secret}@smtp.example.com");
+    check(
+        &format!("[mail]\nmode = \"smtp\"\nsmtp_url = \"{smtp}\"\nfrom = \"a@example.com\"\n"),
+        None,
+        "mail.smtp_url: ",
+        1,
+    );
+    check(
+        "[mail]\nmode = \"smtp\"\nsmtp_url = \"env:PORTCULLIS_TEST_SECRET\"\nfrom = \"a@example.com\"\n",
+        Some(&smtp),
+        "mail.smtp_url: smtp://smtp.example.com would send mail",
+        1,
+    );
+    // A syntax error next to a secret: toml would print the whole line.
+    check(
+        &format!("[tokens]\nsigning_key = \"{secret}\" oops\n"),
+        None,
+        "line 2:",
+        1,
+    );
+
+    // `serve` names the key too (the key is read before any port is bound).
+    let cfg = write(
+        dir.path(),
+        &format!(
+            "{}\n[mail]\nlink_base = \"https://app.example.com\"\n",
+            preamble_with(free_port(), free_port(), "", "algorithm = \"HS256\"")
+                .replace("file:data/signing-key.pem", "env:PORTCULLIS_TEST_SECRET")
+        ),
+    );
+    let o = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .env("PORTCULLIS_TEST_SECRET", "short-secret-printed-nowhere")
+        .output()
+        .unwrap();
+    let all = format!("{}{}", stdout(&o), stderr(&o));
+    assert_eq!(o.status.code(), Some(1), "{all}");
+    assert!(all.contains("tokens.signing_key: "), "{all}");
+    assert!(!all.contains("short-secret-printed-nowhere"), "{all}");
+}
+
+/// Keys that are parsed but would have no effect are refused.
+#[test]
+fn check_refuses_keys_that_would_have_no_effect() {
+    let dir = tempfile::tempdir().unwrap();
+    for (text, expected) in [
+        ("[redis]\nurl = \"redis://127.0.0.1:6379\"\n", "redis: not supported yet"),
+        ("[mail]\nsmtp_url = \"smtps://smtp.example.com\"\n", "mail.smtp_url: only used with mode = \"smtp\""),
+        ("[mail]\nmode = \"smtp\"\nsmtp_url = \"smtps://smtp.example.com\"\nfrom = \"a@example.com\"\noutbox_dir = \"x\"\n", "mail.outbox_dir: only used with mode = \"file\""),
+    ] {
+        let o = run(&["check"], &write(dir.path(), text));
+        assert_eq!(o.status.code(), Some(1), "{text}: {}", stdout(&o));
+        assert!(stderr(&o).contains(expected), "{text}: {}", stderr(&o));
+    }
 }
 
 #[test]
@@ -118,7 +294,7 @@ frobnicate = true
 }
 
 #[test]
-fn check_refuses_short_hmac_secrets_and_missing_key_files() {
+fn check_refuses_short_hmac_secrets_and_notes_missing_key_files() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write(
         dir.path(),
@@ -142,8 +318,8 @@ fn check_refuses_short_hmac_secrets_and_missing_key_files() {
         "[tokens]\nsigning_key = \"file:nope/key.pem\"\n",
     );
     let out = run(&["check"], &missing);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("nope/key.pem"), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "serve would create it");
+    assert!(stdout(&out).contains("nope/key.pem"), "{}", stdout(&out));
 }
 
 #[test]

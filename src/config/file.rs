@@ -138,7 +138,7 @@ pub struct TrustedIssuerFile {
     pub audience: Vec<String>,
     #[serde(default = "default_roles_claim")]
     pub roles_claim: String,
-    /// How often the JWKS is re-fetched (URL only).
+    /// How often the JWKS is re-fetched (URL) or re-read (file).
     #[serde(default = "default_jwks_refresh")]
     pub refresh: String,
 }
@@ -267,14 +267,24 @@ impl Default for ApiKeysFile {
     }
 }
 
+pub const DEFAULT_OUTBOX_DIR: &str = "data/outbox";
+
 #[derive(Debug, Deserialize)]
 #[serde(default)]
 pub struct MailFile {
     pub mode: String,
     pub link_base: Option<String>,
-    pub outbox_dir: String,
+    /// `mode = "file"` only; unset means [`DEFAULT_OUTBOX_DIR`].
+    pub outbox_dir: Option<String>,
+    /// `mode = "smtp"` only.
     pub smtp_url: Option<String>,
     pub from: Option<String>,
+}
+
+impl MailFile {
+    pub fn outbox_dir(&self) -> &str {
+        self.outbox_dir.as_deref().unwrap_or(DEFAULT_OUTBOX_DIR)
+    }
 }
 
 impl Default for MailFile {
@@ -282,7 +292,7 @@ impl Default for MailFile {
         Self {
             mode: "log".into(),
             link_base: None,
-            outbox_dir: "data/outbox".into(),
+            outbox_dir: None,
             smtp_url: None,
             from: None,
         }

@@ -31,7 +31,6 @@ pub struct Config {
     pub base_dir: PathBuf,
     pub server: ServerConfig,
     pub database: DatabaseConfig,
-    pub redis: Option<RedisConfig>,
     pub tokens: TokenConfig,
     pub accounts: AccountsConfig,
     pub mail: MailConfig,
@@ -56,7 +55,8 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
 }
 
-#[derive(Debug, Clone)]
+/// `Debug` hides the URL's password.
+#[derive(Clone)]
 pub struct DatabaseConfig {
     pub url: String,
     pub max_connections: u32,
@@ -67,10 +67,15 @@ pub struct DatabaseConfig {
     pub sync_interval: Duration,
 }
 
-#[derive(Debug, Clone)]
-pub struct RedisConfig {
-    pub url: String,
-    pub prefix: String,
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &units::redact_url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("auto_migrate", &self.auto_migrate)
+            .field("sync_interval", &self.sync_interval)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -253,12 +258,12 @@ impl Config {
 
     /// Parses and validates TOML text; relative paths resolve against `base_dir`.
     pub fn from_toml(text: &str, base_dir: &Path) -> Result<Config, ConfigError> {
-        let de = toml::Deserializer::parse(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        let de = toml::Deserializer::parse(text).map_err(|e| syntax(e, text))?;
         let mut unknown = Vec::new();
         let file: file::FileConfig = serde_ignored::deserialize(de, |path| {
             unknown.push(path.to_string());
         })
-        .map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        .map_err(|e| syntax(e, text))?;
         let mut problems = problems::Problems::default();
         for key in unknown {
             problems.add(key, "unknown key");
@@ -266,4 +271,34 @@ impl Config {
         validate::validate(file, base_dir, problems)
             .map_err(|p| ConfigError::Invalid(p.into_vec(Some(text))))
     }
+}
+
+/// A TOML error as `line N: key: message`, without the excerpt of the
+/// source line toml would print: that line may hold a secret.
+fn syntax(mut e: toml::de::Error, text: &str) -> ConfigError {
+    let line = e.span().map(|span| {
+        let end = span.start.min(text.len());
+        text.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
+    });
+    let message = e.message().replace('\n', "; ");
+    // Without its input, toml prints the message and then `in `key``.
+    e.set_input(None);
+    let shown = e.to_string();
+    let key = shown
+        .lines()
+        .last()
+        .and_then(|l| l.strip_prefix("in `")?.strip_suffix('`'));
+    let mut out = String::new();
+    if let Some(line) = line {
+        out.push_str(&format!("line {line}: "));
+    }
+    if let Some(key) = key {
+        out.push_str(&format!("{key}: "));
+    }
+    out.push_str(&message);
+    ConfigError::Syntax(out)
 }

@@ -201,3 +201,32 @@ fn mail_links_default_to_the_public_url() {
     assert_eq!(c.mail.link_base, "https://app.example.com");
     assert_eq!(c.mail.transport, MailTransport::Log);
 }
+
+#[test]
+fn debug_output_hides_passwords() {
+    let c = parse(
+        "[database]\nurl = \"postgres://app:hunter2@db.internal/app\"\n\n[mail]\nmode = \"smtp\"\nsmtp_url = \"smtps://u:hunter3@smtp.example.com\"\nfrom = \"a@example.com\"\nlink_base = \"https://app.example.com\"\n",
+    )
+    .unwrap();
+    let shown = format!("{c:?}");
+    assert!(
+        shown.contains("postgres://app:***@db.internal/app"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("hunter2") && !shown.contains("hunter3"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn syntax_errors_name_line_and_key_but_not_the_source_line() {
+    let p = problems("[tokens]\nsigning_key = \"inline-secret\" oops\n");
+    assert!(p.iter().any(|l| l.starts_with("line 2:")), "{p:?}");
+    assert!(!p.iter().any(|l| l.contains("inline-secret")), "{p:?}");
+    let p = problems("[server]\nthreads = \"many\"\n");
+    assert!(
+        p.iter().any(|l| l.starts_with("line 2: server.threads: ")),
+        "{p:?}"
+    );
+}

@@ -106,9 +106,8 @@ impl SecretSource {
             }
             Ok(Self::File(resolve_path(base_dir, path)))
         } else {
-            Err(format!(
-                "secret {text:?} must be given as \"env:VAR\" or \"file:PATH\""
-            ))
+            // Never repeat `text`: it is most likely the secret itself.
+            Err("must come from \"env:VAR\" or \"file:PATH\" (inline secrets are refused)".into())
         }
     }
 
@@ -130,6 +129,19 @@ impl SecretSource {
             Self::Env(var) => format!("env:{var}"),
             Self::File(path) => format!("file:{}", path.display()),
         }
+    }
+}
+
+/// A URL without its password (`scheme://user:***@host…`), for messages
+/// and `Debug`.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_string(),
     }
 }
 
@@ -201,7 +213,12 @@ mod tests {
             SecretSource::parse("env:KEY", base).unwrap(),
             SecretSource::Env("KEY".into())
         );
-        assert!(SecretSource::parse("plaintext", base).is_err());
+        let inline = SecretSource::parse("plaintext-secret", base).unwrap_err();
+        assert!(!inline.contains("plaintext-secret"), "{inline}");
         assert!(SecretSource::parse("env:", base).is_err());
+        assert_eq!(
+            redact_url("postgres://app:hunter2@db/x"),
+            "postgres://app:***@db/x"
+        );
     }
 }

@@ -23,7 +23,12 @@ pub(super) fn validate(
     let p = &mut problems;
     let server = server(&file.server, p);
     let database = database(&file.database, p);
-    let redis = file.redis.as_ref().map(|r| redis(r, p));
+    if file.redis.is_some() {
+        p.add(
+            "redis",
+            "not supported yet: revocation and rate limits shared across instances are not implemented; remove the section (one instance needs no Redis)",
+        );
+    }
     let tokens = tokens(&file.tokens, base_dir, p);
     let accounts = accounts(&file.accounts, base_dir, p);
     let api_keys = api_keys(&file.api_keys, p);
@@ -83,7 +88,6 @@ pub(super) fn validate(
                 mail,
                 server,
                 database,
-                redis,
                 tokens,
                 accounts,
                 cors,
@@ -199,16 +203,6 @@ fn database(d: &DatabaseFile, p: &mut Problems) -> DatabaseConfig {
         max_connections: d.max_connections,
         auto_migrate: d.auto_migrate,
         sync_interval,
-    }
-}
-
-fn redis(r: &RedisFile, p: &mut Problems) -> RedisConfig {
-    if !(r.url.starts_with("redis://") || r.url.starts_with("rediss://")) {
-        p.add("redis.url", "must start with redis:// or rediss://");
-    }
-    RedisConfig {
-        url: r.url.clone(),
-        prefix: r.prefix.clone(),
     }
 }
 
@@ -422,9 +416,20 @@ struct MailParts {
 }
 
 fn mail(m: &MailFile, base_dir: &Path, p: &mut Problems) -> MailParts {
+    // A key the chosen mode does not read would be silently ignored.
+    let by_mode = [
+        ("outbox_dir", m.outbox_dir.is_some(), "file"),
+        ("smtp_url", m.smtp_url.is_some(), "smtp"),
+    ];
+    for (key, set, mode) in by_mode {
+        if set && m.mode != mode {
+            let message = format!("only used with mode = {mode:?}; remove it");
+            p.add(format!("mail.{key}"), message);
+        }
+    }
     let transport = match m.mode.as_str() {
         "log" => MailTransport::Log,
-        "file" => MailTransport::File(base_dir.join(&m.outbox_dir)),
+        "file" => MailTransport::File(base_dir.join(m.outbox_dir())),
         "smtp" => match &m.smtp_url {
             None => {
                 p.add("mail.smtp_url", "required when mode = \"smtp\"");

@@ -48,6 +48,11 @@ impl ServerSecret {
                 tracing::info!(path = %path.display(), "created a new secret key");
             }
         }
+        Self::load(source)
+    }
+
+    /// Reads the secret (never creates it); `check` uses this.
+    pub fn load(source: &SecretSource) -> Result<ServerSecret, String> {
         let bytes = source.read()?;
         if bytes.len() < MIN_SECRET_BYTES {
             return Err(format!(

@@ -63,6 +63,55 @@ pub fn check_smtp_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The paths below `mail.link_base` that mails link to (with `?token=`).
+pub const LINK_PATHS: [&str; 2] = ["/reset-password", "/verify-email"];
+
+/// The warning `serve` logs and `check` prints when mail links point at
+/// this gateway's own origin (`link_base` left to `server.public_url`, say)
+/// and no public route forwards those paths to a backend: each link would
+/// answer 404. The gateway serves no such pages itself; a front end must.
+pub fn unserved_links_warning(config: &crate::config::Config) -> Option<String> {
+    let base = url::Url::parse(&config.mail.link_base).ok()?;
+    let own = [
+        config.server.public_url.clone(),
+        format!("http://{}", config.server.listen),
+    ];
+    let is_own = own
+        .iter()
+        .filter_map(|u| url::Url::parse(u).ok())
+        .any(|u| u.origin() == base.origin());
+    if !is_own {
+        return None;
+    }
+    let host = base.host_str().unwrap_or_default().to_ascii_lowercase();
+    let prefix = base.path().trim_end_matches('/');
+    let forwarded = |path: &str| {
+        let segments = crate::policy::match_segments(path, config.server.allow_semicolons);
+        let rules = config.routes.rules();
+        config
+            .routes
+            .find(&segments, &host, &http::Method::GET)
+            .is_some_and(|i| {
+                rules[i].auth == crate::policy::AuthMode::Public && rules[i].upstream.is_some()
+            })
+    };
+    let unserved: Vec<String> = LINK_PATHS
+        .iter()
+        .map(|p| format!("{prefix}{p}"))
+        .filter(|p| !forwarded(p))
+        .collect();
+    if unserved.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "mail.link_base: mails link to {} ({}) on this gateway, which nothing serves (404); \
+         the links carry a token for a front-end page to POST to /auth/reset-password or \
+         /auth/verify-email; set mail.link_base to the app that serves those pages",
+        config.mail.link_base,
+        unserved.join(", ")
+    ))
+}
+
 struct Outgoing {
     to: String,
     mail: Mail,

@@ -328,17 +328,7 @@ pub fn with_temporary<T: Send>(
     })
 }
 
-/// The database URL without its password, for messages.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let creds = &url[scheme + 3..at];
-            let user = creds.split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
-        }
-        _ => url.to_string(),
-    }
-}
+pub use crate::config::units::redact_url as redact;
 
 /// Stores a list of strings as a JSON array (roles, amr).
 pub fn to_json_list(items: &[String]) -> String {
