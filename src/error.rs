@@ -79,14 +79,17 @@ pub enum GatewayError {
     InvalidMailedToken(&'static str),
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// An RFC 9457 problem body (`application/problem+json`).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Problem<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     title: &'a str,
     status: u16,
     detail: &'a str,
+    /// Stable, machine-readable error code.
     code: &'static str,
+    /// The offending field, on 422 `validation_failed`.
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
 }

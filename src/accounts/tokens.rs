@@ -62,7 +62,7 @@ struct AccessClaims<'a> {
 }
 
 /// What login and refresh answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenPair {
     pub access_token: String,
     pub refresh_token: String,

@@ -6,19 +6,31 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::extract::{AuthUser, JsonBody};
 use super::{rfc3339, ApiState};
 use crate::accounts::Client;
 use crate::error::GatewayError;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteBody {
     password: String,
 }
 
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DeletionSchedule {
+    /// When the account will be deleted; `null` when nothing is scheduled.
+    #[schema(format = DateTime)]
+    scheduled_for: Option<String>,
+}
+
+#[utoipa::path(post, operation_id = "schedule_deletion", path = "/auth/account/delete",
+    summary = "Schedule deletion after the grace period; every session ends",
+    request_body = DeleteBody,
+    security(("bearer" = [])),
+    responses((status = 202, description = "Scheduled", body = DeletionSchedule)))]
 pub async fn schedule(
     State(state): State<Arc<ApiState>>,
     client: Client,
@@ -31,11 +43,16 @@ pub async fn schedule(
         .await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(serde_json::json!({ "scheduled_for": rfc3339(when) })),
+        Json(DeletionSchedule {
+            scheduled_for: Some(rfc3339(when)),
+        }),
     )
         .into_response())
 }
 
+#[utoipa::path(post, operation_id = "cancel_deletion", path = "/auth/account/delete/cancel", summary = "Cancel a scheduled deletion",
+    security(("bearer" = [])),
+    responses((status = 204, description = "Cancelled")))]
 pub async fn cancel(
     State(state): State<Arc<ApiState>>,
     client: Client,
@@ -45,10 +62,16 @@ pub async fn cancel(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+#[utoipa::path(get, operation_id = "deletion_status", path = "/auth/account/delete", summary = "When the account will be deleted",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The schedule", body = DeletionSchedule)))]
 pub async fn status(
     State(state): State<Arc<ApiState>>,
     user: AuthUser,
 ) -> Result<Response, GatewayError> {
     let when = state.accounts.deletion_status(user.id()?).await?;
-    Ok(Json(serde_json::json!({ "scheduled_for": when.map(rfc3339) })).into_response())
+    Ok(Json(DeletionSchedule {
+        scheduled_for: when.map(rfc3339),
+    })
+    .into_response())
 }

@@ -8,13 +8,17 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::extract::{Admin, JsonBody};
-use super::paging::{Page, Paging};
+use super::paging::{Page, Paging, PagingQuery};
 use super::{rfc3339, ApiState, UserView};
 use crate::accounts::Client;
 use crate::error::GatewayError;
 use crate::store::audit;
 use crate::store::users::{self, AdminChange};
 
+#[utoipa::path(get, path = "/auth/admin/users", summary = "List users (superuser)",
+    params(PagingQuery),
+    security(("bearer" = [])),
+    responses((status = 200, description = "A page of users", body = Page<UserView>)))]
 pub async fn list_users(
     State(state): State<Arc<ApiState>>,
     _admin: Admin,
@@ -31,7 +35,7 @@ pub async fn list_users(
     Ok(Json(page).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
     #[serde(default)]
@@ -42,6 +46,12 @@ pub struct UserPatch {
     roles: Option<Vec<String>>,
 }
 
+#[utoipa::path(patch, path = "/auth/admin/users/{id}",
+    summary = "Change is_active, is_superuser, roles (superuser)",
+    params(("id" = Uuid, Path, description = "A user id")),
+    request_body = UserPatch,
+    security(("bearer" = [])),
+    responses((status = 200, description = "The updated user", body = UserView)))]
 pub async fn update_user(
     State(state): State<Arc<ApiState>>,
     Admin(admin): Admin,
@@ -96,18 +106,28 @@ pub async fn update_user(
     Ok(Json(UserView::from(&after)).into_response())
 }
 
-#[derive(Serialize)]
-struct AuditView {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AuditView {
+    #[schema(format = Uuid)]
     id: String,
+    #[schema(format = DateTime)]
     at: String,
     kind: String,
+    #[schema(format = Uuid)]
     user_id: Option<String>,
+    #[schema(format = Uuid)]
     actor_id: Option<String>,
     ip: Option<String>,
     user_agent: Option<String>,
+    #[schema(value_type = Object)]
     detail: serde_json::Value,
 }
 
+#[utoipa::path(get, operation_id = "list_audit_events", path = "/auth/admin/audit",
+    summary = "The audit log, newest first (superuser)",
+    params(PagingQuery),
+    security(("bearer" = [])),
+    responses((status = 200, description = "A page of audit events", body = Page<AuditView>)))]
 pub async fn audit(
     State(state): State<Arc<ApiState>>,
     _admin: Admin,

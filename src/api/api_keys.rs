@@ -13,14 +13,14 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::extract::{AuthUser, JsonBody};
-use super::paging::{Page, Paging};
+use super::paging::{Page, Paging, PagingQuery};
 use super::{rfc3339, ApiState};
 use crate::accounts::api_keys::KeyRequest;
 use crate::accounts::Client;
 use crate::error::GatewayError;
 use crate::store::api_keys::ApiKey;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
     name: String,
@@ -34,8 +34,9 @@ pub struct CreateKey {
     client_id: Option<Uuid>,
 }
 
-#[derive(Serialize)]
-struct KeyView {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct KeyView {
+    #[schema(format = Uuid)]
     id: String,
     name: String,
     /// Only in the answer that creates or rotates the key.
@@ -43,10 +44,15 @@ struct KeyView {
     key: Option<String>,
     prefix: String,
     scopes: Vec<String>,
+    #[schema(format = DateTime)]
     expires_at: Option<String>,
+    #[schema(format = Uuid)]
     org_id: Option<String>,
+    #[schema(format = Uuid)]
     client_id: Option<String>,
+    #[schema(format = DateTime)]
     created_at: String,
+    #[schema(format = DateTime)]
     last_used_at: Option<String>,
 }
 
@@ -71,6 +77,10 @@ fn key_id(id: &str) -> Result<Uuid, GatewayError> {
     Uuid::parse_str(id).map_err(|_| GatewayError::NotFound("API key"))
 }
 
+#[utoipa::path(post, operation_id = "create_api_key", path = "/auth/api-keys", summary = "Create an API key (shown once)",
+    request_body = CreateKey,
+    security(("bearer" = [])),
+    responses((status = 201, description = "The key, with its secret `key`", body = KeyView)))]
 pub async fn create(
     State(state): State<Arc<ApiState>>,
     client: Client,
@@ -91,6 +101,10 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(KeyView::new(key, Some(secret)))).into_response())
 }
 
+#[utoipa::path(get, operation_id = "list_api_keys", path = "/auth/api-keys", summary = "The caller's API keys, without secrets",
+    params(PagingQuery),
+    security(("bearer" = [])),
+    responses((status = 200, description = "A page of keys", body = Page<KeyView>)))]
 pub async fn list(
     State(state): State<Arc<ApiState>>,
     user: AuthUser,
@@ -109,6 +123,10 @@ pub async fn list(
     Ok(Json(page).into_response())
 }
 
+#[utoipa::path(delete, operation_id = "revoke_api_key", path = "/auth/api-keys/{id}", summary = "Revoke an API key",
+    params(("id" = Uuid, Path, description = "An API key id")),
+    security(("bearer" = [])),
+    responses((status = 204, description = "Revoked")))]
 pub async fn revoke(
     State(state): State<Arc<ApiState>>,
     client: Client,
@@ -122,6 +140,10 @@ pub async fn revoke(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+#[utoipa::path(post, operation_id = "rotate_api_key", path = "/auth/api-keys/{id}/rotate", summary = "Replace an API key; the old one dies",
+    params(("id" = Uuid, Path, description = "An API key id")),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The new key, with its secret `key`", body = KeyView)))]
 pub async fn rotate(
     State(state): State<Arc<ApiState>>,
     client: Client,

@@ -9,9 +9,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::extract::{is_json, parse_json, AuthUser, JsonBody};
+use super::openapi::{LoginForm, RefreshBody, TokenForm};
 use super::{ApiState, UserView};
 use crate::accounts::mfa::SecondFactor;
 use crate::accounts::tokens::TokenPair;
@@ -50,7 +51,7 @@ pub fn valid_username(username: &str) -> Result<(), &'static str> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterBody {
     email: String,
@@ -59,6 +60,9 @@ pub struct RegisterBody {
     username: Option<String>,
 }
 
+#[utoipa::path(post, path = "/auth/register", summary = "Create an account",
+    request_body = RegisterBody,
+    responses((status = 201, description = "The new account", body = UserView)))]
 pub async fn register(
     State(state): State<Arc<ApiState>>,
     client: Client,
@@ -141,6 +145,22 @@ impl Credentials {
     }
 }
 
+/// The JSON form of login credentials: `email` or `username`, one is
+/// required.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginJson {
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
+    password: String,
+    #[serde(default)]
+    totp_code: Option<String>,
+    #[serde(default)]
+    recovery_code: Option<String>,
+}
+
 fn form_fields(bytes: &[u8]) -> HashMap<String, String> {
     form_urlencoded::parse(bytes).into_owned().collect()
 }
@@ -150,19 +170,6 @@ fn credentials(headers: &HeaderMap, bytes: &[u8]) -> Result<Credentials, Gateway
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     if is_json(ct) {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct LoginJson {
-            #[serde(default)]
-            email: Option<String>,
-            #[serde(default)]
-            username: Option<String>,
-            password: String,
-            #[serde(default)]
-            totp_code: Option<String>,
-            #[serde(default)]
-            recovery_code: Option<String>,
-        }
         let body: LoginJson = parse_json(bytes)?;
         let login = body
             .email
@@ -204,6 +211,13 @@ fn with_cookie(state: &ApiState, pair: TokenPair) -> Response {
     resp
 }
 
+#[utoipa::path(post, path = "/auth/login", summary = "Log in (JSON or OAuth2 password form)",
+    request_body(content(
+        (LoginJson = "application/json"),
+        (LoginForm = "application/x-www-form-urlencoded"),
+    )),
+    responses((status = 200, description = "Tokens; the refresh token also as the HttpOnly cookie",
+        body = TokenPair, headers(("Set-Cookie" = String, description = "portcullis_refresh=…; HttpOnly")))))]
 pub async fn login(
     State(state): State<Arc<ApiState>>,
     client: Client,
@@ -215,9 +229,21 @@ pub async fn login(
     Ok(with_cookie(&state, pair))
 }
 
+/// An RFC 6749 §5.2 error body (`application/json`, not problem+json).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct OAuthError<'a> {
+    /// `invalid_request`, `invalid_grant`, `unsupported_grant_type`,
+    /// `mfa_required` or `temporarily_unavailable`.
+    error: &'a str,
+    error_description: &'a str,
+}
+
 /// RFC 6749 §5.2 error response.
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
-    let body = serde_json::json!({"error": error, "error_description": description});
+    let body = OAuthError {
+        error,
+        error_description: description,
+    };
     let mut resp = (status, Json(body)).into_response();
     resp.headers_mut().insert(
         http::header::CACHE_CONTROL,
@@ -264,6 +290,15 @@ fn oauth_from(e: GatewayError) -> Response {
 }
 
 /// `POST /auth/token`: OAuth2 token endpoint, form-encoded.
+#[utoipa::path(post, path = "/auth/token",
+    summary = "OAuth2 token endpoint (password, refresh_token grants)",
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Tokens", body = TokenPair),
+        (status = 400, description = "RFC 6749 §5.2 error", body = OAuthError),
+        (status = 429, description = "Throttled or locked out (`Retry-After`)", body = OAuthError),
+        (status = 503, description = "The account store is unavailable", body = OAuthError),
+    ))]
 pub async fn token(
     State(state): State<Arc<ApiState>>,
     client: Client,
@@ -372,6 +407,12 @@ fn check_cookie_request(state: &ApiState, headers: &HeaderMap) -> Result<(), Gat
     Ok(())
 }
 
+#[utoipa::path(post, path = "/auth/refresh",
+    summary = "Exchange a refresh token (body or cookie) for a new pair",
+    request_body(content = Option<RefreshBody>, content_type = "application/json",
+        description = "Optional: empty or `{}` uses the refresh cookie"),
+    security((), ("refresh_cookie" = [])),
+    responses((status = 200, description = "A new pair; the cookie is renewed", body = TokenPair)))]
 pub async fn refresh(
     State(state): State<Arc<ApiState>>,
     client: Client,
@@ -412,6 +453,10 @@ pub async fn refresh(
     Ok(with_cookie(&state, pair))
 }
 
+#[utoipa::path(post, path = "/auth/logout", summary = "End the current session",
+    description = "The session is named by the access token or by the refresh cookie.",
+    security(("bearer" = []), ("refresh_cookie" = [])),
+    responses((status = 204, description = "Logged out; the cookie is cleared")))]
 pub async fn logout(
     State(state): State<Arc<ApiState>>,
     client: Client,

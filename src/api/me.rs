@@ -22,13 +22,17 @@ async fn current(state: &ApiState, user: &AuthUser) -> Result<User, GatewayError
     state.accounts.signed_in_user(db, user.id()?).await
 }
 
-#[derive(Serialize)]
-struct Me {
+/// The caller's profile with their organizations.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Me {
     #[serde(flatten)]
     user: UserView,
     orgs: Vec<super::orgs::OrgView>,
 }
 
+#[utoipa::path(get, path = "/auth/me", summary = "The caller's profile",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The profile", body = Me)))]
 pub async fn get_me(
     State(state): State<Arc<ApiState>>,
     user: AuthUser,
@@ -42,11 +46,12 @@ pub async fn get_me(
     .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchMe {
     /// `null` clears the username; absent leaves it.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     username: Option<Option<String>>,
     /// A new address: unverified until the mail sent to it is answered.
     #[serde(default)]
@@ -63,6 +68,10 @@ fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
     Option::<T>::deserialize(d).map(Some)
 }
 
+#[utoipa::path(patch, path = "/auth/me", summary = "Change the caller's username or email",
+    request_body = PatchMe,
+    security(("bearer" = [])),
+    responses((status = 200, description = "The updated profile", body = Me)))]
 pub async fn patch_me(
     State(state): State<Arc<ApiState>>,
     user: AuthUser,
@@ -103,13 +112,18 @@ pub async fn patch_me(
     get_me(State(state), user).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePassword {
     current_password: String,
     new_password: String,
 }
 
+#[utoipa::path(post, path = "/auth/change-password",
+    summary = "Change password; other sessions end",
+    request_body = ChangePassword,
+    security(("bearer" = [])),
+    responses((status = 204, description = "Changed")))]
 pub async fn change_password(
     State(state): State<Arc<ApiState>>,
     client: Client,
@@ -151,17 +165,24 @@ pub async fn change_password(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Serialize)]
-struct SessionView {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SessionView {
+    #[schema(format = Uuid)]
     id: String,
+    #[schema(format = DateTime)]
     created_at: String,
+    #[schema(format = DateTime)]
     last_used_at: String,
+    #[schema(format = DateTime)]
     expires_at: String,
     ip: Option<String>,
     user_agent: Option<String>,
     current: bool,
 }
 
+#[utoipa::path(get, path = "/auth/sessions", summary = "The caller's live sessions",
+    security(("bearer" = [])),
+    responses((status = 200, description = "One page holding every live session", body = Page<SessionView>)))]
 pub async fn list_sessions(
     State(state): State<Arc<ApiState>>,
     user: AuthUser,
@@ -188,6 +209,10 @@ pub async fn list_sessions(
     .into_response())
 }
 
+#[utoipa::path(delete, path = "/auth/sessions/{id}", summary = "End one session",
+    params(("id" = Uuid, Path, description = "A session id")),
+    security(("bearer" = [])),
+    responses((status = 204, description = "Ended")))]
 pub async fn revoke_session(
     State(state): State<Arc<ApiState>>,
     client: Client,
@@ -205,6 +230,9 @@ pub async fn revoke_session(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+#[utoipa::path(delete, path = "/auth/sessions", summary = "End every other session",
+    security(("bearer" = [])),
+    responses((status = 204, description = "Ended")))]
 pub async fn revoke_other_sessions(
     State(state): State<Arc<ApiState>>,
     client: Client,

@@ -29,9 +29,10 @@ pub mod runtime;
 use std::sync::Arc;
 
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, patch, post};
 use axum::Router;
 use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::accounts::Accounts;
 use crate::authn::Authenticator;
@@ -45,59 +46,50 @@ pub struct ApiState {
 }
 
 pub fn router(state: Arc<ApiState>) -> Router {
-    Router::new()
-        .route("/auth/register", post(auth::register))
-        .route("/auth/login", post(auth::login))
-        .route("/auth/token", post(auth::token))
-        .route("/auth/refresh", post(auth::refresh))
-        .route("/auth/logout", post(auth::logout))
-        .route("/auth/me", get(me::get_me).patch(me::patch_me))
-        .route("/auth/change-password", post(me::change_password))
-        .route("/auth/forgot-password", post(recovery::forgot_password))
-        .route("/auth/reset-password", post(recovery::reset_password))
-        .route("/auth/verify-email", post(recovery::verify_email))
-        .route(
-            "/auth/resend-verification",
-            post(recovery::resend_verification),
-        )
-        .route("/auth/mfa/totp/setup", post(mfa::setup))
-        .route("/auth/mfa/totp/enable", post(mfa::enable))
-        .route("/auth/mfa/totp/disable", post(mfa::disable))
-        .route(
-            "/auth/account/delete",
-            get(account::status).post(account::schedule),
-        )
-        .route("/auth/account/delete/cancel", post(account::cancel))
-        .route(
-            "/auth/sessions",
-            get(me::list_sessions).delete(me::revoke_other_sessions),
-        )
-        .route("/auth/sessions/{id}", delete(me::revoke_session))
-        .route("/auth/api-keys", get(api_keys::list).post(api_keys::create))
-        .route("/auth/api-keys/{id}", delete(api_keys::revoke))
-        .route("/auth/api-keys/{id}/rotate", post(api_keys::rotate))
-        .route("/auth/orgs", get(orgs::list).post(orgs::create))
-        .route(
-            "/auth/orgs/{id}/members",
-            get(orgs::members).post(orgs::add_member),
-        )
-        .route(
-            "/auth/orgs/{id}/members/{user_id}",
-            patch(orgs::update_member).delete(orgs::remove_member),
-        )
-        .route("/auth/admin/users", get(admin::list_users))
-        .route("/auth/admin/users/{id}", patch(admin::update_user))
-        .route("/auth/admin/audit", get(admin::audit))
-        .route("/auth/openapi.json", get(openapi::document))
+    let (router, _) = routes().split_for_parts();
+    router
         .fallback(|| async { GatewayError::NotFound("endpoint") })
-        .method_not_allowed_fallback(|| async {
-            GatewayError::MethodNotAllowed("see /auth/openapi.json")
-        })
+        .method_not_allowed_fallback(openapi::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             durable_writes,
         ))
         .with_state(state)
+}
+
+/// Every route with its handler; the handlers' `#[utoipa::path]`
+/// attributes give both the methods a path is routed for and its OpenAPI
+/// operation, so the document cannot miss or misdescribe a route.
+fn routes() -> OpenApiRouter<Arc<ApiState>> {
+    OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(auth::register))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::token))
+        .routes(routes!(auth::refresh))
+        .routes(routes!(auth::logout))
+        .routes(routes!(me::get_me, me::patch_me))
+        .routes(routes!(me::change_password))
+        .routes(routes!(recovery::forgot_password))
+        .routes(routes!(recovery::reset_password))
+        .routes(routes!(recovery::verify_email))
+        .routes(routes!(recovery::resend_verification))
+        .routes(routes!(mfa::setup))
+        .routes(routes!(mfa::enable))
+        .routes(routes!(mfa::disable))
+        .routes(routes!(account::status, account::schedule))
+        .routes(routes!(account::cancel))
+        .routes(routes!(me::list_sessions, me::revoke_other_sessions))
+        .routes(routes!(me::revoke_session))
+        .routes(routes!(api_keys::list, api_keys::create))
+        .routes(routes!(api_keys::revoke))
+        .routes(routes!(api_keys::rotate))
+        .routes(routes!(orgs::list, orgs::create))
+        .routes(routes!(orgs::members, orgs::add_member))
+        .routes(routes!(orgs::update_member, orgs::remove_member))
+        .routes(routes!(admin::list_users))
+        .routes(routes!(admin::update_user))
+        .routes(routes!(admin::audit))
+        .routes(routes!(openapi::document))
 }
 
 /// A request that may have written is answered only once its writes are on
@@ -167,8 +159,9 @@ pub fn validate_new_user(
 }
 
 /// The public view of a user (never the password hash).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct UserView {
+    #[schema(format = Uuid)]
     pub id: String,
     pub email: String,
     pub username: Option<String>,
@@ -177,9 +170,11 @@ pub struct UserView {
     pub is_superuser: bool,
     pub email_verified: bool,
     pub mfa_enabled: bool,
+    #[schema(format = DateTime)]
     pub created_at: String,
     /// When a scheduled deletion happens; absent when none is scheduled.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     pub deletion_scheduled_for: Option<String>,
 }
 

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::extract::{AuthUser, JsonBody};
-use super::paging::{Page, Paging};
+use super::paging::{Page, Paging, PagingQuery};
 use super::{rfc3339, ApiState};
 use crate::accounts::orgs::NewMember;
 use crate::accounts::Client;
@@ -19,11 +19,14 @@ use crate::authn::principal::OrgRole;
 use crate::error::GatewayError;
 use crate::store::orgs::{Member, Membership};
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct OrgView {
+    #[schema(format = Uuid)]
     id: String,
     name: String,
+    /// owner, admin, member or viewer
     role: &'static str,
+    #[schema(format = DateTime)]
     created_at: String,
 }
 
@@ -38,12 +41,15 @@ impl From<Membership> for OrgView {
     }
 }
 
-#[derive(Serialize)]
-struct MemberView {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MemberView {
+    #[schema(format = Uuid)]
     user_id: String,
     email: String,
     username: Option<String>,
+    /// owner, admin, member or viewer
     role: &'static str,
+    #[schema(format = DateTime)]
     joined_at: String,
 }
 
@@ -68,12 +74,16 @@ fn role(text: &str) -> Result<OrgRole, GatewayError> {
         .ok_or_else(|| GatewayError::validation("role", "must be owner, admin, member or viewer"))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrg {
     name: String,
 }
 
+#[utoipa::path(post, operation_id = "create_org", path = "/auth/orgs", summary = "Create an organization (caller becomes owner)",
+    request_body = CreateOrg,
+    security(("bearer" = [])),
+    responses((status = 201, description = "The organization", body = OrgView)))]
 pub async fn create(
     State(state): State<Arc<ApiState>>,
     client: Client,
@@ -87,6 +97,9 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(OrgView::from(org))).into_response())
 }
 
+#[utoipa::path(get, operation_id = "list_orgs", path = "/auth/orgs", summary = "The caller's organizations",
+    security(("bearer" = [])),
+    responses((status = 200, description = "One page holding every organization", body = Page<OrgView>)))]
 pub async fn list(
     State(state): State<Arc<ApiState>>,
     user: AuthUser,
@@ -105,6 +118,10 @@ pub async fn list(
     .into_response())
 }
 
+#[utoipa::path(get, operation_id = "list_members", path = "/auth/orgs/{id}/members", summary = "Members of an organization",
+    params(("id" = Uuid, Path, description = "An organization id"), PagingQuery),
+    security(("bearer" = [])),
+    responses((status = 200, description = "A page of members", body = Page<MemberView>)))]
 pub async fn members(
     State(state): State<Arc<ApiState>>,
     user: AuthUser,
@@ -122,7 +139,8 @@ pub async fn members(
     Ok(Json(page).into_response())
 }
 
-#[derive(Deserialize)]
+/// Exactly one of `email` and `user_id`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddMember {
     #[serde(default)]
@@ -132,6 +150,11 @@ pub struct AddMember {
     role: String,
 }
 
+#[utoipa::path(post, path = "/auth/orgs/{id}/members", summary = "Add a member (admin or owner)",
+    params(("id" = Uuid, Path, description = "An organization id")),
+    request_body = AddMember,
+    security(("bearer" = [])),
+    responses((status = 201, description = "The member", body = MemberView)))]
 pub async fn add_member(
     State(state): State<Arc<ApiState>>,
     client: Client,
@@ -161,12 +184,18 @@ pub async fn add_member(
     Ok((StatusCode::CREATED, Json(MemberView::from(member))).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchMember {
     role: String,
 }
 
+#[utoipa::path(patch, path = "/auth/orgs/{id}/members/{user_id}", summary = "Change a member's role",
+    params(("id" = Uuid, Path, description = "An organization id"),
+        ("user_id" = Uuid, Path, description = "The member's user id")),
+    request_body = PatchMember,
+    security(("bearer" = [])),
+    responses((status = 200, description = "The member", body = MemberView)))]
 pub async fn update_member(
     State(state): State<Arc<ApiState>>,
     client: Client,
@@ -184,6 +213,11 @@ pub async fn update_member(
     Ok(Json(MemberView::from(updated)).into_response())
 }
 
+#[utoipa::path(delete, path = "/auth/orgs/{id}/members/{user_id}", summary = "Remove a member, or leave",
+    params(("id" = Uuid, Path, description = "An organization id"),
+        ("user_id" = Uuid, Path, description = "The member's user id")),
+    security(("bearer" = [])),
+    responses((status = 204, description = "Removed")))]
 pub async fn remove_member(
     State(state): State<Arc<ApiState>>,
     client: Client,

@@ -9,11 +9,15 @@ use crate::error::GatewayError;
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 200;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct PagingQuery {
+#[into_params(parameter_in = Query)]
+pub struct PagingQuery {
+    /// Items per page, 1–200 (default 50).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
     #[serde(default)]
     cursor: Option<String>,
 }
@@ -59,9 +63,10 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Paging {
 }
 
 /// A page of a list: `{"items": [...], "next_cursor": "…" | null}`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
+    /// Pass as `cursor` for the next page; `null` on the last one.
     pub next_cursor: Option<String>,
 }
 

@@ -14,7 +14,7 @@ use super::ApiState;
 use crate::accounts::Client;
 use crate::error::GatewayError;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmailBody {
     email: String,
@@ -27,19 +27,23 @@ impl EmailBody {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetBody {
     token: String,
     new_password: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenBody {
     token: String,
 }
 
+#[utoipa::path(post, path = "/auth/forgot-password",
+    summary = "Mail a password-reset link (202 whether or not the address has an account)",
+    request_body = EmailBody,
+    responses((status = 202, description = "Accepted")))]
 pub async fn forgot_password(
     State(state): State<Arc<ApiState>>,
     client: Client,
@@ -52,6 +56,10 @@ pub async fn forgot_password(
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
+#[utoipa::path(post, path = "/auth/reset-password",
+    summary = "Set a new password with a mailed token; every session ends",
+    request_body = ResetBody,
+    responses((status = 204, description = "Password set")))]
 pub async fn reset_password(
     State(state): State<Arc<ApiState>>,
     client: Client,
@@ -64,6 +72,10 @@ pub async fn reset_password(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+#[utoipa::path(post, path = "/auth/resend-verification",
+    summary = "Mail a new verification link (202 whatever the address)",
+    request_body = EmailBody,
+    responses((status = 202, description = "Accepted")))]
 pub async fn resend_verification(
     State(state): State<Arc<ApiState>>,
     client: Client,
@@ -76,6 +88,10 @@ pub async fn resend_verification(
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
+#[utoipa::path(post, path = "/auth/verify-email",
+    summary = "Confirm the address a mailed token was sent to",
+    request_body = TokenBody,
+    responses((status = 204, description = "Verified")))]
 pub async fn verify_email(
     State(state): State<Arc<ApiState>>,
     client: Client,

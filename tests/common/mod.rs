@@ -12,6 +12,7 @@ pub mod keys;
 pub mod login;
 pub mod mail;
 pub mod mfa;
+pub mod openapi;
 pub mod orgs;
 pub mod recovery;
 
