@@ -207,6 +207,51 @@ async fn refresh_by_cookie_and_its_cross_site_guards() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_cookie_alone_refreshes_with_an_empty_object_and_logs_out() {
+    for backend in backends().await {
+        let echo = Echo::start("app").await;
+        let gw = start(&backend, &echo, "").await;
+        let t = register_and_login(&gw, "cookie-only@example.com").await;
+        let with_cookie = |path: &str, cookie: &str| {
+            client()
+                .post(gw.url(path))
+                .header("Cookie", format!("portcullis_refresh={cookie}"))
+        };
+        let r = send(with_cookie("/auth/refresh", &t.refresh).json(&json!({}))).await;
+        assert_eq!(
+            r.status, 200,
+            "{}: {{}} with the cookie: {}",
+            backend.name, r.text
+        );
+        let n = Tokens::from(&r);
+        let r = send(with_cookie("/auth/refresh", &n.refresh).json(&json!({"extra": 1}))).await;
+        assert_field(&r, "extra", "unknown fields stay refused");
+
+        // Logout with the cookie only: the same cross-site rule as refresh.
+        let r = send(with_cookie("/auth/logout", &n.refresh)).await;
+        problem(&r, 403, "cross_site_refused");
+        assert_eq!(api(&gw, &n.access).await.status, 200, "not logged out");
+        let r =
+            send(with_cookie("/auth/logout", &n.refresh).header("X-Requested-With", "fetch")).await;
+        assert_eq!(r.status, 204, "{}: {}", backend.name, r.text);
+        let cleared = r.header("set-cookie").unwrap_or_default();
+        assert!(
+            cleared.starts_with("portcullis_refresh=;") && cleared.contains("Max-Age=0"),
+            "{cleared}"
+        );
+        assert_revoked(&gw, &n.access).await;
+        let r = send(with_cookie("/auth/refresh", &n.refresh).json(&json!({}))).await;
+        problem(&r, 401, "invalid_refresh_token");
+        // A stale cookie still gets cleared; no cookie and no token is a 401.
+        let r =
+            send(with_cookie("/auth/logout", &n.refresh).header("X-Requested-With", "fetch")).await;
+        assert_eq!(r.status, 204, "{}", r.text);
+        let r = send(client().post(gw.url("/auth/logout"))).await;
+        problem(&r, 401, "unauthenticated");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn garbage_refresh_tokens_and_access_tokens_as_refresh_tokens_are_refused() {
     for backend in backends().await {
         let echo = Echo::start("app").await;

@@ -443,6 +443,21 @@ impl Accounts {
         Ok(true)
     }
 
+    /// Ends the live session a refresh token belongs to (logout with the
+    /// refresh cookie alone); false when there is none.
+    pub async fn end_session_of_refresh_token(
+        &self,
+        token: &str,
+        client: &Client,
+    ) -> Result<bool, GatewayError> {
+        let db = self.db().await?;
+        let session = sessions::of_refresh_token(db, &sha256_hex(token)).await?;
+        match session.filter(|s| s.is_live(Utc::now())) {
+            Some(s) => self.end_session(s.user_id, s.id, "logout", client).await,
+            None => Ok(false),
+        }
+    }
+
     /// Revokes every session of `user_id` except `keep`.
     pub async fn end_all_sessions(
         &self,

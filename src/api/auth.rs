@@ -5,14 +5,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::extract::{is_json, parse_json, AuthUser, JsonBody};
-use super::openapi::{LoginForm, RefreshBody, TokenForm};
+use super::openapi::{LoginForm, TokenForm};
 use super::{ApiState, UserView};
 use crate::accounts::mfa::SecondFactor;
 use crate::accounts::tokens::TokenPair;
@@ -22,6 +22,15 @@ use crate::store::audit;
 use crate::store::users::{self, NewUser};
 
 pub const REFRESH_COOKIE: &str = "portcullis_refresh";
+
+/// The body of `POST /auth/refresh`; without `refresh_token` (an empty body
+/// or `{}`) the `portcullis_refresh` cookie is used.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshBody {
+    #[serde(default)]
+    refresh_token: Option<String>,
+}
 
 pub fn valid_email(email: &str) -> Result<(), &'static str> {
     let ok = email.len() <= 254
@@ -419,18 +428,13 @@ pub async fn refresh(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, GatewayError> {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct RefreshJson {
-        refresh_token: String,
-    }
     let ct = headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     let from_body = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else if is_json(ct) {
-        Some(parse_json::<RefreshJson>(&body)?.refresh_token)
+        parse_json::<RefreshBody>(&body)?.refresh_token
     } else {
         return Err(GatewayError::UnsupportedMediaType("application/json"));
     };
@@ -460,14 +464,28 @@ pub async fn refresh(
 pub async fn logout(
     State(state): State<Arc<ApiState>>,
     client: Client,
-    user: AuthUser,
+    mut parts: http::request::Parts,
 ) -> Result<Response, GatewayError> {
-    let user_id = user.id()?;
-    if let Some(session) = user.session() {
-        state
-            .accounts
-            .end_session(user_id, session, "logout", &client)
-            .await?;
+    let cookie = cookie_token(&parts.headers);
+    match cookie {
+        // The refresh cookie alone names the session (same CSRF rule as
+        // a cookie refresh); a bearer token, when sent, decides instead.
+        Some(token) if !parts.headers.contains_key(http::header::AUTHORIZATION) => {
+            check_cookie_request(&state, &parts.headers)?;
+            state
+                .accounts
+                .end_session_of_refresh_token(&token, &client)
+                .await?;
+        }
+        _ => {
+            let user = AuthUser::from_request_parts(&mut parts, &state).await?;
+            if let Some(session) = user.session() {
+                state
+                    .accounts
+                    .end_session(user.id()?, session, "logout", &client)
+                    .await?;
+            }
+        }
     }
     let mut resp = StatusCode::NO_CONTENT.into_response();
     if let Ok(v) = http::HeaderValue::from_str(&refresh_cookie(&state, "", 0)) {

@@ -54,14 +54,6 @@ pub struct TokenForm {
     refresh_token: Option<String>,
 }
 
-/// The body of `POST /auth/refresh`; without `refresh_token` (empty body
-/// or `{}`) the `portcullis_refresh` cookie is used.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct RefreshBody {
-    refresh_token: Option<String>,
-}
-
 /// A JSON Web Key Set (RFC 7517).
 #[derive(ToSchema)]
 #[allow(dead_code)]

@@ -178,6 +178,23 @@ pub async fn get(db: &Db, id: Uuid) -> Result<Option<Session>, StoreError> {
     .await
 }
 
+/// The session a refresh token (current or rotated) belongs to.
+pub async fn of_refresh_token(db: &Db, token_hash: &str) -> Result<Option<Session>, StoreError> {
+    let id: Option<Uuid> = bounded(async {
+        Ok(on_db!(db, |pool| sqlx::query_scalar(
+            "SELECT session_id FROM refresh_tokens WHERE token_hash = $1"
+        )
+        .bind(token_hash)
+        .fetch_optional(pool)
+        .await)?)
+    })
+    .await?;
+    match id {
+        Some(id) => get(db, id).await,
+        None => Ok(None),
+    }
+}
+
 /// What presenting a refresh token led to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Rotation {
