@@ -78,3 +78,78 @@ async fn every_write_is_synced_before_its_answer_and_concurrent_ones_share_syncs
         "12 concurrent logins took {shared} syncs"
     );
 }
+
+/// One round of requests an anonymous caller can send cheaply, each
+/// refused before anything is written.
+async fn junk_round(client: &reqwest::Client, base: &str) {
+    use reqwest::Method;
+    let junk = [
+        (Method::POST, "auth/logout", ""),
+        (Method::DELETE, "auth/login", ""),
+        (Method::POST, "auth/register", "{}"),
+        (Method::POST, "auth/login", "{not json"),
+        (Method::POST, "auth/nowhere", "{}"),
+        (Method::PATCH, "auth/me", "{\"username\": \"x\"}"),
+    ];
+    for (method, path, body) in junk {
+        let r = client
+            .request(method.clone(), format!("{base}{path}"))
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("junk sent");
+        assert!(
+            r.status().is_client_error(),
+            "{method} {path}: {}",
+            r.status()
+        );
+    }
+}
+
+/// Requests that write nothing are answered without a sync and never count
+/// as writers: a legitimate writer among them is still a lone writer,
+/// synced at once and on its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_that_write_nothing_cost_no_sync_and_hold_no_writer_back() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let gw = sqlite_gateway().await;
+    register(&gw, "lone@example.com", None, PASSWORD).await;
+    let base = gw.url("/");
+    let before = syncs(&gw).await;
+    for _ in 0..5 {
+        junk_round(&client(), &base).await;
+    }
+    assert_eq!(
+        syncs(&gw).await,
+        before,
+        "requests that wrote nothing were synced"
+    );
+
+    // Junk on eight connections while one client logs in, one login after
+    // the other: each login is one sync of its own, none shared or added.
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let loops: Vec<_> = (0..8)
+        .map(|_| {
+            let (stop, base, client) = (stop.clone(), base.clone(), client());
+            tokio::spawn(async move {
+                let mut rounds = 0u32;
+                while !stop.load(Ordering::Relaxed) && rounds < 10_000 {
+                    junk_round(&client, &base).await;
+                    rounds += 1;
+                }
+                rounds
+            })
+        })
+        .collect();
+    let before = syncs(&gw).await;
+    for n in 1..=5 {
+        let r = attempt(&gw, "lone@example.com", PASSWORD, "").await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(syncs(&gw).await, before + n, "login {n} among junk");
+    }
+    stop.store(true, Ordering::Relaxed);
+    for l in loops {
+        assert!(l.await.unwrap() > 0, "the junk loop never ran");
+    }
+}

@@ -82,6 +82,9 @@ impl Accounts {
             now,
         )
         .await?;
+        // Often run in the background, outside any request's group commit:
+        // the token is on disk before the mail carrying it leaves.
+        db.sync().await?;
         self.mailer.send(&user.email, mail);
         tracing::debug!(user = %user.id, kind, "account mail queued");
         Ok(())

@@ -37,8 +37,8 @@ use utoipa_axum::routes;
 use crate::accounts::Accounts;
 use crate::authn::Authenticator;
 use crate::error::GatewayError;
+use crate::store::durability;
 use crate::store::users::User;
-use crate::store::Db;
 
 pub struct ApiState {
     pub accounts: Arc<Accounts>,
@@ -92,28 +92,27 @@ fn routes() -> OpenApiRouter<Arc<ApiState>> {
         .routes(routes!(openapi::document))
 }
 
-/// A request that may have written is answered only once its writes are on
-/// disk (SQLite's group commit, `store::durability`); when they cannot be
-/// made durable, the answer is a 503 instead.
+/// A request that wrote is answered only once its writes are on disk
+/// (SQLite's group commit, `store::durability`); when they cannot be made
+/// durable, the answer is a 503 instead. A request that wrote nothing —
+/// whatever its method, e.g. an anonymous 401, 405 or 422 — is answered at
+/// once and never counts among the writers that share a sync.
 async fn durable_writes(
     axum::extract::State(state): axum::extract::State<Arc<ApiState>>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let safe = matches!(
-        *request.method(),
-        http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
-    );
-    if safe {
-        return next.run(request).await;
+    let (response, writes) = durability::tracking(next.run(request)).await;
+    if !writes.any() {
+        return response;
     }
-    let _writing = state.accounts.opened_db().and_then(Db::writing);
-    let response = next.run(request).await;
-    // The first request opens the pool; look again.
+    // A request that wrote has opened the pool.
     let Some(db) = state.accounts.opened_db() else {
         return response;
     };
-    match db.sync().await {
+    let synced = db.sync().await;
+    drop(writes);
+    match synced {
         Ok(()) => response,
         Err(e) => GatewayError::from(e).into_response(),
     }

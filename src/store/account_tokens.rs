@@ -34,6 +34,7 @@ pub struct NewToken<'a> {
 /// Stores a token and retires the user's earlier unused ones of the same
 /// purpose.
 pub async fn issue(db: &Db, new: NewToken<'_>, now: DateTime<Utc>) -> Result<(), StoreError> {
+    db.note_write();
     bounded(async {
         on_db!(db, |pool| {
             let mut tx = pool.begin().await?;
@@ -79,6 +80,7 @@ pub async fn reset_password(
     password_hash: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<(Uuid, Vec<Uuid>)>, StoreError> {
+    db.note_write();
     bounded(async {
         on_db!(db, |pool| {
             let mut tx = pool.begin().await?;
@@ -127,6 +129,7 @@ pub async fn verify_email(
     hash: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<Uuid>, StoreError> {
+    db.note_write();
     bounded(async {
         on_db!(db, |pool| {
             let mut tx = pool.begin().await?;
@@ -157,6 +160,7 @@ pub async fn verify_email(
 
 /// Forgets tokens that expired more than a day ago.
 pub async fn prune(db: &Db, now: DateTime<Utc>) -> Result<u64, StoreError> {
+    db.note_write();
     bounded(async {
         let sql = "DELETE FROM account_tokens WHERE expires_at < $1";
         let n = on_db!(db, |pool| sqlx::query(sql)

@@ -72,6 +72,7 @@ const INSERT: &str = "INSERT INTO api_keys (id, user_id, key_hash, prefix, name,
                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 
 pub async fn create(db: &Db, new: NewApiKey<'_>, now: DateTime<Utc>) -> Result<ApiKey, StoreError> {
+    db.note_write();
     let id = Uuid::now_v7();
     let scopes = to_json_list(new.scopes);
     bounded(async {
@@ -138,6 +139,7 @@ pub async fn revoke(
     id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<Option<String>, StoreError> {
+    db.note_write();
     bounded(async {
         on_db!(db, |pool| {
             let mut tx = pool.begin().await?;
@@ -173,6 +175,7 @@ pub async fn rotate(
     prefix: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<(String, ApiKey)>, StoreError> {
+    db.note_write();
     let select = format!(
         "SELECT {COLUMNS} FROM api_keys WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL"
     );
@@ -291,6 +294,7 @@ pub async fn lookup(db: &Db, hash: &str) -> Result<Option<KeyRecord>, StoreError
 
 /// Records last use (seconds since the epoch) for many keys at once.
 pub async fn record_usage(db: &Db, uses: &[(Uuid, i64)]) -> Result<(), StoreError> {
+    db.note_write();
     let stamped: Vec<(Uuid, DateTime<Utc>)> = uses
         .iter()
         .filter_map(|(id, secs)| DateTime::from_timestamp(*secs, 0).map(|t| (*id, t)))

@@ -69,6 +69,7 @@ pub async fn record(
     origin: &Origin,
     detail: serde_json::Value,
 ) {
+    db.note_write();
     let event = NewEvent {
         kind,
         user_id,

@@ -37,6 +37,7 @@ pub async fn schedule(
     at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<Scheduled, StoreError> {
+    db.note_write();
     bounded(async {
         on_db!(db, |pool| {
             let mut tx = pool.begin().await?;
@@ -72,6 +73,7 @@ pub async fn schedule(
 
 /// Cancels a scheduled deletion; false when none was scheduled.
 pub async fn cancel(db: &Db, user: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    db.note_write();
     bounded(async {
         let sql = "UPDATE users SET deletion_scheduled_for = NULL, updated_at = $1 \
                    WHERE id = $2 AND deletion_scheduled_for IS NOT NULL";
@@ -116,6 +118,7 @@ pub enum Purge {
 
 /// Deletes one account whose deletion is due, in one transaction.
 pub async fn purge(db: &Db, user: Uuid, now: DateTime<Utc>) -> Result<Purge, StoreError> {
+    db.note_write();
     bounded(async {
         on_db!(db, |pool| {
             let mut tx = pool.begin().await?;
@@ -197,6 +200,7 @@ pub async fn purged_since(db: &Db, since: DateTime<Utc>) -> Result<Vec<Uuid>, St
 
 /// Forgets purged ids from before `before` (no token of theirs can live).
 pub async fn forget_purged(db: &Db, before: DateTime<Utc>) -> Result<u64, StoreError> {
+    db.note_write();
     bounded(async {
         let sql = "DELETE FROM deleted_users WHERE deleted_at < $1";
         let n = on_db!(db, |pool| sqlx::query(sql)

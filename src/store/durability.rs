@@ -92,9 +92,54 @@ impl Budget {
     }
 }
 
-/// One writing request, from its start until its writes are synced.
+/// One writing request, from its first write until its writes are synced.
 #[derive(Debug)]
 pub struct Writing(Arc<WalSync>);
+
+tokio::task_local! {
+    /// What the request being answered has written (`tracking`).
+    static WRITES: std::cell::RefCell<Writes>;
+}
+
+/// What one request wrote. Only a request that wrote waits for a sync, and
+/// only from its first write on does it count among the writers that
+/// share one: a request that writes nothing (a 401, a 405, a malformed
+/// body) costs no sync and holds no one else's back.
+#[derive(Debug, Default)]
+pub struct Writes {
+    wrote: bool,
+    /// SQLite's group commit: this request's place among the writers.
+    writing: Option<Writing>,
+}
+
+impl Writes {
+    pub fn any(&self) -> bool {
+        self.wrote
+    }
+}
+
+/// Runs `work` (one request), collecting what it writes through the store.
+pub async fn tracking<T>(work: impl std::future::Future<Output = T>) -> (T, Writes) {
+    WRITES
+        .scope(std::cell::RefCell::new(Writes::default()), async {
+            let out = work.await;
+            let writes = WRITES.with(|w| std::mem::take(&mut *w.borrow_mut()));
+            (out, writes)
+        })
+        .await
+}
+
+/// Records that the current request is about to write (outside `tracking`,
+/// e.g. background jobs, nothing is recorded).
+pub(super) fn note_write(wal: Option<&Arc<WalSync>>) {
+    let _ = WRITES.try_with(|w| {
+        let mut w = w.borrow_mut();
+        w.wrote = true;
+        if w.writing.is_none() {
+            w.writing = wal.map(|wal| wal.writing());
+        }
+    });
+}
 
 impl Drop for Writing {
     fn drop(&mut self) {

@@ -50,6 +50,7 @@ pub async fn record_failure(
     policy: Policy,
     now: DateTime<Utc>,
 ) -> Result<Option<DateTime<Utc>>, StoreError> {
+    db.note_write();
     let max = i32::try_from(policy.max_failures).unwrap_or(i32::MAX);
     let until = now + policy.duration;
     const FRESH: &str = "(lockouts.window_started_at < $3 \
@@ -82,6 +83,7 @@ pub async fn record_failure(
 
 /// Forgets the failures of `key` (after a successful login).
 pub async fn clear(db: &Db, key: &str) -> Result<(), StoreError> {
+    db.note_write();
     bounded(async {
         on_db!(db, |pool| sqlx::query(
             "DELETE FROM lockouts WHERE key = $1"

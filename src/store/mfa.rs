@@ -9,6 +9,7 @@ use super::{bounded, on_db, Db, StoreError};
 
 /// Stores the sealed secret from setup; a later setup replaces it.
 pub async fn set_pending(db: &Db, user: Uuid, sealed: &str) -> Result<(), StoreError> {
+    db.note_write();
     bounded(async {
         let sql = "UPDATE users SET totp_pending = $1 WHERE id = $2";
         on_db!(db, |pool| sqlx::query(sql)
@@ -33,6 +34,7 @@ pub async fn enable(
     code_hashes: &[String],
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
+    db.note_write();
     bounded(async {
         on_db!(db, |pool| {
             let mut tx = pool.begin().await?;
@@ -71,6 +73,7 @@ pub async fn enable(
 
 /// Turns TOTP off and forgets the recovery codes.
 pub async fn disable(db: &Db, user: Uuid, now: DateTime<Utc>) -> Result<(), StoreError> {
+    db.note_write();
     bounded(async {
         on_db!(db, |pool| {
             let mut tx = pool.begin().await?;
@@ -96,6 +99,7 @@ pub async fn disable(db: &Db, user: Uuid, now: DateTime<Utc>) -> Result<(), Stor
 /// Records `step` as used when it is newer than the last used one. False
 /// when another request used this step (or a newer one) first.
 pub async fn use_step(db: &Db, user: Uuid, step: i64) -> Result<bool, StoreError> {
+    db.note_write();
     bounded(async {
         let sql = "UPDATE users SET totp_last_step = $1 \
                    WHERE id = $2 AND totp_secret IS NOT NULL \
@@ -118,6 +122,7 @@ pub async fn use_recovery_code(
     code_hash: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
+    db.note_write();
     bounded(async {
         let sql = "UPDATE recovery_codes SET used_at = $1 \
                    WHERE user_id = $2 AND code_hash = $3 AND used_at IS NULL";

@@ -221,12 +221,12 @@ impl Db {
         }
     }
 
-    /// Marks a request that may write as under way (SQLite's group commit
-    /// holds a sync back only while there are several).
-    pub fn writing(&self) -> Option<durability::Writing> {
+    /// Records that the request being answered writes through this store
+    /// (`durability::tracking`); every write function calls it first.
+    pub(crate) fn note_write(&self) {
         match self {
-            Db::Sqlite(_, Some(wal)) => Some(wal.writing()),
-            _ => None,
+            Db::Sqlite(_, wal) => durability::note_write(wal.as_ref()),
+            Db::Postgres(_) => durability::note_write(None),
         }
     }
 

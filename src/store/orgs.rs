@@ -77,6 +77,7 @@ pub async fn create(
     owner: Uuid,
     now: DateTime<Utc>,
 ) -> Result<Membership, StoreError> {
+    db.note_write();
     let id = Uuid::now_v7();
     bounded(async {
         on_db!(db, |pool| {
@@ -189,6 +190,7 @@ pub async fn add(
     role: OrgRole,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    db.note_write();
     bounded(async {
         on_db!(db, |pool| sqlx::query(
             "INSERT INTO org_members (org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)"
@@ -239,6 +241,7 @@ pub async fn set_role(
     user_id: Uuid,
     role: OrgRole,
 ) -> Result<Change<()>, StoreError> {
+    db.note_write();
     bounded(async {
         on_db!(db, |pool| {
             let mut tx = pool.begin().await?;
@@ -273,6 +276,7 @@ pub async fn remove(
     user_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<Change<Vec<String>>, StoreError> {
+    db.note_write();
     bounded(async {
         on_db!(db, |pool| {
             let mut tx = pool.begin().await?;

@@ -98,6 +98,7 @@ pub async fn create(
     new: NewSession<'_>,
     now: DateTime<Utc>,
 ) -> Result<(Session, Vec<Uuid>), StoreError> {
+    db.note_write();
     let id = Uuid::now_v7();
     let amr = to_json_list(new.amr);
     let event = |kind, detail: serde_json::Value| NewEvent {
@@ -248,6 +249,7 @@ pub async fn rotate(
         revoke(db, session.id, now).await?;
         return Ok(Rotation::Reused(session));
     }
+    db.note_write();
     let won = bounded(async {
         on_db!(db, |pool| {
             let mut tx = pool.begin().await?;
@@ -289,6 +291,7 @@ pub async fn rotate(
 
 /// Revokes one session; false when it was already revoked or unknown.
 pub async fn revoke(db: &Db, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    db.note_write();
     bounded(async {
         let n = on_db!(db, |pool| sqlx::query(
             "UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL"
@@ -360,6 +363,7 @@ const PRUNE_BATCH: i64 = 1000;
 /// of theirs still verifies when `before` is a token lifetime ago. Returns
 /// how many went.
 pub async fn prune(db: &Db, before: DateTime<Utc>) -> Result<u64, StoreError> {
+    db.note_write();
     const ENDED: [&str; 2] = [
         "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE revoked_at < $1 LIMIT $2)",
         "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE expires_at < $1 LIMIT $2)",

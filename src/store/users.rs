@@ -94,6 +94,7 @@ pub fn username_key(username: &str) -> String {
 }
 
 pub async fn create(db: &Db, new: NewUser<'_>, now: DateTime<Utc>) -> Result<User, StoreError> {
+    db.note_write();
     let id = Uuid::now_v7();
     let roles = to_json_list(&["user".to_string()]);
     bounded(async {
@@ -169,6 +170,7 @@ pub async fn set_password(
     hash: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    db.note_write();
     bounded(async {
         let sql = "UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3";
         on_db!(db, |pool| sqlx::query(sql)
@@ -200,6 +202,7 @@ pub async fn update_profile(
     change: &ProfileChange<'_>,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    db.note_write();
     let username = change.username.flatten();
     bounded(async {
         let sql = "UPDATE users SET \
@@ -250,6 +253,7 @@ pub async fn admin_update(
     change: &AdminChange,
     now: DateTime<Utc>,
 ) -> Result<Option<User>, StoreError> {
+    db.note_write();
     let roles = change.roles.as_ref().map(|r| to_json_list(r));
     let sql = "UPDATE users SET is_active = COALESCE($1, is_active), \
                is_superuser = COALESCE($2, is_superuser), roles = COALESCE($3, roles), updated_at = $4 \
