@@ -250,3 +250,40 @@ async fn admin_endpoints() {
     assert_eq!(missing.status, 404);
     assert!(admin_get(&gw, "/metricsx").await.status == 404);
 }
+
+/// A backend that still speaks HTTP/1.0: it answers `response` to every
+/// request and closes the connection.
+async fn http10_backend(response: &'static [u8]) -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let _ = stream.write_all(response).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_gateway_answers_in_its_own_http_version() {
+    for response in [
+        &b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 18\r\n\r\nfrom an old server"[..],
+        // Framed only by the end of the connection.
+        &b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nfrom an old server"[..],
+    ] {
+        let gw = gateway_over(&[http10_backend(response).await]).await;
+        let answer = exchange(
+            gw.addr,
+            b"GET /old HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+            Duration::from_secs(3),
+        )
+        .await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.contains("from an old server"), "{answer}");
+    }
+}
