@@ -2,6 +2,7 @@
 //! reporting (`problems`) and `validate`, which consumes the file structs and
 //! returns a typed runtime [`Config`] or every problem found at once.
 
+mod cors;
 pub mod file;
 pub mod problems;
 pub mod units;
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+pub use cors::CorsConfig;
 pub use problems::Problem;
 pub use units::{Rate, SecretSource};
 
@@ -156,26 +158,6 @@ impl std::fmt::Debug for MailTransport {
             Self::File(dir) => f.debug_tuple("File").field(dir).finish(),
             Self::Smtp(_) => f.write_str("Smtp(***)"),
         }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct CorsConfig {
-    /// Lower-cased origins (`scheme://host[:port]`), or `"*"` for any
-    /// (never together with credentials).
-    pub allowed_origins: Vec<String>,
-    pub allowed_methods: Vec<http::Method>,
-    pub allowed_headers: Vec<String>,
-    pub allow_credentials: bool,
-    pub max_age: Duration,
-}
-
-impl CorsConfig {
-    /// Whether `origin` (as a browser sends it) may read our answers.
-    pub fn allows(&self, origin: &str) -> bool {
-        self.allowed_origins
-            .iter()
-            .any(|o| o == "*" || o.eq_ignore_ascii_case(origin))
     }
 }
 

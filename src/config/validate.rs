@@ -33,7 +33,7 @@ pub(super) fn validate(
     let accounts = accounts(&file.accounts, base_dir, p);
     let api_keys = api_keys(&file.api_keys, p);
     let mail = mail(&file.mail, base_dir, p);
-    let cors = file.cors.as_ref().map(|c| self::cors(c, p));
+    let cors = file.cors.as_ref().map(|c| super::cors::validate(c, p));
     let headers = headers(&file.headers, p);
     if headers.identity_token && file.tokens.algorithm == "HS256" {
         p.add(
@@ -117,7 +117,7 @@ fn listeners_overlap(a: SocketAddr, b: SocketAddr) -> bool {
     a.port() == b.port() && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
 }
 
-fn duration(key: &str, text: &str, p: &mut Problems) -> std::time::Duration {
+pub(super) fn duration(key: &str, text: &str, p: &mut Problems) -> std::time::Duration {
     p.check(key, parse_duration(text)).unwrap_or_default()
 }
 
@@ -379,7 +379,7 @@ fn accounts(a: &AccountsFile, base_dir: &Path, p: &mut Problems) -> AccountsConf
     }
 }
 
-fn header_name(key: &str, name: &str, p: &mut Problems) -> Option<String> {
+pub(super) fn header_name(key: &str, name: &str, p: &mut Problems) -> Option<String> {
     p.check(
         key,
         http::HeaderName::from_bytes(name.as_bytes())
@@ -483,63 +483,6 @@ fn mail(m: &MailFile, base_dir: &Path, p: &mut Problems) -> MailParts {
         link_base,
         from,
     }
-}
-
-fn cors(c: &CorsFile, p: &mut Problems) -> CorsConfig {
-    let max_age = duration("cors.max_age", &c.max_age, p);
-    let allowed_methods = c
-        .allowed_methods
-        .iter()
-        .enumerate()
-        .filter_map(|(i, m)| {
-            let parsed = http::Method::from_bytes(m.as_bytes())
-                .map_err(|_| format!("{m:?} is not a method"));
-            p.check(&format!("cors.allowed_methods.{i}"), parsed)
-        })
-        .collect();
-    let allowed_headers = c
-        .allowed_headers
-        .iter()
-        .enumerate()
-        .filter_map(|(i, h)| header_name(&format!("cors.allowed_headers.{i}"), h, p))
-        .collect();
-    let mut allowed_origins = Vec::new();
-    for (i, origin) in c.allowed_origins.iter().enumerate() {
-        let origin = origin.trim_end_matches('/');
-        if origin != "*" && !is_origin(origin) {
-            p.add(
-                format!("cors.allowed_origins.{i}"),
-                format!("{origin:?} is not an origin like \"https://app.example.com\" (scheme, host, optional port; no path)"),
-            );
-        }
-        allowed_origins.push(origin.to_ascii_lowercase());
-    }
-    if c.allow_credentials && allowed_origins.iter().any(|o| o == "*") {
-        p.add(
-            "cors.allowed_origins",
-            "\"*\" cannot be combined with allow_credentials",
-        );
-    }
-    CorsConfig {
-        allowed_origins,
-        allowed_methods,
-        allowed_headers,
-        allow_credentials: c.allow_credentials,
-        max_age,
-    }
-}
-
-/// `http(s)://host[:port]`, nothing after the authority.
-fn is_origin(text: &str) -> bool {
-    let Some(rest) = text
-        .strip_prefix("https://")
-        .or_else(|| text.strip_prefix("http://"))
-    else {
-        return false;
-    };
-    !rest.is_empty()
-        && rest.parse::<http::uri::Authority>().is_ok()
-        && !rest.contains(['/', '?', '#', '@'])
 }
 
 fn fold_header(name: &str) -> String {

@@ -6,8 +6,12 @@
 
 use http::HeaderMap;
 use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
 
+use super::ctx::{Decision, RequestCtx};
+use super::respond;
 use crate::config::CorsConfig;
+use crate::error::GatewayError;
 
 /// The answer headers for a request's `Origin`, decided once per request.
 #[derive(Debug, Clone, Default)]
@@ -94,8 +98,31 @@ pub fn preflight_method(method: &http::Method, headers: &HeaderMap) -> Option<ht
     http::Method::from_bytes(requested.as_bytes()).ok()
 }
 
+/// Answers a preflight: 204 with the allow headers when the gateway serves
+/// the path for the method asked about (`served`) and the origin is
+/// allowed; 404 when nothing serves it, 403 for a foreign origin.
+pub async fn answer_preflight(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    cfg: &CorsConfig,
+    served: bool,
+) -> Result<(), GatewayError> {
+    if !served {
+        return Err(GatewayError::NoRoute);
+    }
+    if !ctx.cors.origin_allowed() {
+        return Err(GatewayError::CorsOriginRefused);
+    }
+    ctx.decision = Decision::Local;
+    let extra = preflight_headers(cfg);
+    if let Err(e) = respond::write(session, ctx, 204, "", &extra, Vec::new()).await {
+        tracing::debug!(error = %e, "client went away during a preflight answer");
+    }
+    Ok(())
+}
+
 /// The extra headers of a 204 preflight answer for an allowed origin.
-pub fn preflight_headers(cfg: &CorsConfig) -> Vec<(&'static str, String)> {
+fn preflight_headers(cfg: &CorsConfig) -> Vec<(&'static str, String)> {
     let methods: Vec<&str> = cfg.allowed_methods.iter().map(|m| m.as_str()).collect();
     vec![
         ("Access-Control-Allow-Methods", methods.join(", ")),

@@ -20,6 +20,7 @@ pub mod cors;
 pub mod ctx;
 pub mod forwarded;
 pub mod headers;
+mod host;
 mod local;
 pub mod respond;
 mod strict;
@@ -41,6 +42,7 @@ use crate::ratelimit::RateKey;
 use crate::state::AppState;
 use cors::CorsAnswer;
 use ctx::{Decision, RequestCtx};
+use host::{absolute_form_authority, host_without_port};
 
 pub struct Proxy {
     state: AppState,
@@ -130,7 +132,11 @@ impl Proxy {
             let req = session.req_header();
             ctx.cors = CorsAnswer::for_request(cors, &req.headers);
             if let Some(method) = cors::preflight_method(&req.method, &req.headers) {
-                self.preflight(session, ctx, &normalized, &method).await?;
+                let served = local::route(&normalized).is_some() || {
+                    let segments = match_segments(&normalized, config.server.allow_semicolons);
+                    self.find_route(ctx, &segments, &method).is_some()
+                };
+                cors::answer_preflight(session, ctx, cors, served).await?;
                 return Ok(Admit::Answered);
             }
         }
@@ -247,35 +253,6 @@ impl Proxy {
         self.state.config.routes.find(segments, &host, method)
     }
 
-    /// Answers a CORS preflight for a path the gateway serves (its own
-    /// endpoints, or a route matching the method asked about): 204 with the
-    /// allow headers for an allowed origin, 403 for any other.
-    async fn preflight(
-        &self,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-        normalized: &str,
-        method: &http::Method,
-    ) -> Result<(), GatewayError> {
-        let config = &self.state.config;
-        let served = local::route(normalized).is_some() || {
-            let segments = match_segments(normalized, config.server.allow_semicolons);
-            self.find_route(ctx, &segments, method).is_some()
-        };
-        if !served {
-            return Err(GatewayError::NoRoute);
-        }
-        let Some(cors) = config.cors.as_ref().filter(|_| ctx.cors.origin_allowed()) else {
-            return Err(GatewayError::CorsOriginRefused);
-        };
-        ctx.decision = Decision::Local;
-        let extra = cors::preflight_headers(cors);
-        if let Err(e) = respond::write(session, ctx, 204, "", &extra, Vec::new()).await {
-            tracing::debug!(error = %e, "client went away during a preflight answer");
-        }
-        Ok(())
-    }
-
     fn add_upstream_headers(
         &self,
         req: &mut RequestHeader,
@@ -343,31 +320,6 @@ impl Proxy {
         }
         Ok(())
     }
-}
-
-/// The authority of an absolute-form request target (`GET http://h/p`),
-/// read with pingora's own parser (which keeps it off the parsed URI and has
-/// already checked that any `Host` header agrees with it).
-fn absolute_form_authority(target: &[u8]) -> Option<String> {
-    let authority = pingora::http::authority::raw_target_authority(target).authority()?;
-    let authority = std::str::from_utf8(authority).ok()?;
-    (!authority.is_empty()).then(|| authority.to_string())
-}
-
-fn host_without_port(host: &str) -> String {
-    let h = if let Some(rest) = host.strip_prefix('[') {
-        // [v6]:port
-        rest.split(']')
-            .next()
-            .map(|v6| format!("[{v6}]"))
-            .unwrap_or_default()
-    } else {
-        host.rsplit_once(':')
-            .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
-            .map(|(h, _)| h.to_string())
-            .unwrap_or_else(|| host.to_string())
-    };
-    h.trim_end_matches('.').to_ascii_lowercase()
 }
 
 /// Maps a pingora error to the problem the client sees; `None` when the
@@ -582,36 +534,5 @@ impl ProxyHttp for Proxy {
             principal = ctx.principal.id().unwrap_or("-"),
             client_ip = %ctx.client_ip,
         );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{absolute_form_authority, host_without_port};
-
-    #[test]
-    fn absolute_form_targets() {
-        assert_eq!(
-            absolute_form_authority(b"http://api.example.com/x?y").as_deref(),
-            Some("api.example.com")
-        );
-        assert_eq!(
-            absolute_form_authority(b"https://h:8443?q").as_deref(),
-            Some("h:8443")
-        );
-        assert_eq!(absolute_form_authority(b"/x"), None);
-        assert_eq!(absolute_form_authority(b"http:///x"), None);
-        assert_eq!(
-            absolute_form_authority(b"HTTP://Admin.example.com/x").as_deref(),
-            Some("Admin.example.com")
-        );
-    }
-
-    #[test]
-    fn hosts_lose_ports_and_case() {
-        assert_eq!(host_without_port("API.example.com:8080"), "api.example.com");
-        assert_eq!(host_without_port("api.example.com."), "api.example.com");
-        assert_eq!(host_without_port("[::1]:8080"), "[::1]");
-        assert_eq!(host_without_port(""), "");
     }
 }
