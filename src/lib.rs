@@ -31,6 +31,7 @@ pub mod error;
 pub mod gateway;
 pub mod mail;
 pub mod policy;
+pub mod principal;
 pub mod priority;
 pub mod ratelimit;
 pub mod revocation;

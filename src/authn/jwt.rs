@@ -23,8 +23,8 @@ use sha2::{Digest, Sha256};
 
 use super::jwks::ExternalIssuer;
 use super::keys::SigningKey;
-use super::principal::{OrgId, OrgRole, SessionId, UserId, UserIdentity};
 use crate::config::TokenConfig;
+use crate::principal::{OrgId, OrgRole, SessionId, UserId, UserIdentity};
 
 /// Tokens longer than this are refused before any parsing.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;

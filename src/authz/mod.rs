@@ -18,7 +18,7 @@ mod roles;
 
 pub use roles::RoleTable;
 
-use crate::authn::principal::{OrgId, OrgRole, UserIdentity};
+use crate::principal::{OrgId, OrgRole, UserIdentity};
 
 /// What a route asks of its caller.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -2,7 +2,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::roles::pattern_grants;
 use super::*;
-use crate::authn::principal::{OrgRole, UserId};
+use crate::principal::{OrgRole, UserId};
 
 fn rbac() -> RoleTable {
     let file = crate::config::file::RbacFile::default();

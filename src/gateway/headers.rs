@@ -4,9 +4,9 @@
 
 use pingora::http::RequestHeader;
 
-use crate::authn::principal::{ApiKeyIdentity, UserIdentity};
 use crate::authz::OrgContext;
 use crate::config::HeaderConfig;
+use crate::principal::{ApiKeyIdentity, UserIdentity};
 
 /// Headers no client may set: rewrite/override tricks and forwarding
 /// headers the gateway writes itself (compared after `_` → `-` folding).

@@ -11,10 +11,10 @@ use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 
-use crate::authn::principal::Principal;
 use crate::config::file::RateLimitFile;
 use crate::config::units::{parse_rate, Rate};
 use crate::error::ceil_secs;
+use crate::principal::Principal;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RateKeyKind {
