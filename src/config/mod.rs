@@ -20,9 +20,8 @@ use ipnet::IpNet;
 
 pub use cors::CorsConfig;
 pub use problems::Problem;
-pub use units::{Rate, SecretSource};
+pub use units::{KeyAlgorithm, Rate, SecretSource};
 
-use crate::authn::keys::KeyAlgorithm;
 use crate::authz::RoleTable;
 use crate::policy::RouteTable;
 

@@ -11,7 +11,6 @@ use super::file::*;
 use super::problems::Problems;
 use super::units::{parse_duration, parse_rate, resolve_path, SecretSource};
 use super::*;
-use crate::authn::keys::KeyAlgorithm;
 use crate::authz::RoleTable;
 use crate::policy::RouteTable;
 
