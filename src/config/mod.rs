@@ -1,10 +1,12 @@
 //! Configuration: the TOML file (`file`), value parsing (`units`), problem
-//! reporting (`problems`) and `validate`, which consumes the file structs and
+//! reporting (`problems`), the header-strip and SMTP-URL rules its stages
+//! share (`rules`) and `validate`, which consumes the file structs and
 //! returns a typed runtime [`Config`] or every problem found at once.
 
 mod cors;
 pub mod file;
 pub mod problems;
+pub mod rules;
 pub mod units;
 mod validate;
 
