@@ -35,6 +35,7 @@ pub mod principal;
 pub mod priority;
 pub mod ratelimit;
 pub mod revocation;
+pub mod runtime;
 pub mod state;
 pub mod store;
 pub mod telemetry;

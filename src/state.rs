@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use crate::accounts::Accounts;
-use crate::api::runtime::ApiRuntime;
 use crate::api::ApiState;
 use crate::authn::api_keys::{ApiKeyVerifier, KeyCodec, KeyContext, KeyCounters};
 use crate::authn::jwks::ExternalIssuer;
@@ -18,6 +17,7 @@ use crate::gateway::upstreams::{HealthService, Upstreams};
 use crate::mail::Mailer;
 use crate::ratelimit::RouteLimiter;
 use crate::revocation::RevocationSet;
+use crate::runtime::ApiRuntime;
 use crate::store::LazyDb;
 use crate::telemetry::Metrics;
 

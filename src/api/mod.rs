@@ -24,7 +24,9 @@ mod openapi;
 mod orgs;
 mod paging;
 mod recovery;
-pub mod runtime;
+pub use crate::runtime;
+
+pub use crate::accounts::clock::rfc3339;
 
 use std::sync::Arc;
 
@@ -192,8 +194,4 @@ impl From<&User> for UserView {
             deletion_scheduled_for: u.deletion_scheduled_for.map(rfc3339),
         }
     }
-}
-
-pub fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }

@@ -116,7 +116,7 @@ pub struct AccountsConfig {
     pub password: crate::crypto::password::Policy,
     pub argon2: crate::crypto::password::Cost,
     pub max_sessions_per_user: u32,
-    pub lockout: crate::store::lockouts::Policy,
+    pub lockout: LockoutPolicy,
     pub refresh_reuse_grace: Duration,
     /// From `POST /auth/account/delete` to the purge.
     pub deletion_grace: Duration,
@@ -130,6 +130,15 @@ pub struct AccountsConfig {
     pub throttle_login: Rate,
     pub throttle_register: Rate,
     pub throttle_forgot_password: Rate,
+}
+
+/// `[accounts.lockout]`: failures per key within `window` lock it for
+/// `duration` (`store::lockouts` enforces it).
+#[derive(Debug, Clone, Copy)]
+pub struct LockoutPolicy {
+    pub max_failures: u32,
+    pub window: chrono::Duration,
+    pub duration: chrono::Duration,
 }
 
 #[derive(Debug, Clone)]

@@ -88,12 +88,9 @@ pub fn parse_rate(text: &str) -> Result<Rate, String> {
     Ok(Rate { count, per })
 }
 
-/// Where a secret comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SecretSource {
-    Env(String),
-    File(PathBuf),
-}
+pub use crate::crypto::secret::SecretSource;
+
+/// `SecretSource`'s config syntax (the type is a `crypto` leaf).
 
 impl SecretSource {
     /// Parses `"env:VAR"` or `"file:PATH"`; relative paths resolve against

@@ -361,7 +361,7 @@ fn accounts(a: &AccountsFile, base_dir: &Path, p: &mut Problems) -> AccountsConf
             parallelism: a.argon2.parallelism,
         },
         max_sessions_per_user: a.max_sessions_per_user,
-        lockout: crate::store::lockouts::Policy {
+        lockout: LockoutPolicy {
             max_failures: a.lockout.max_failures,
             window: chrono(window),
             duration: chrono(lock_for),

@@ -18,8 +18,8 @@ use lettre::message::{Body, Mailbox};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use tokio::sync::{mpsc, Semaphore};
 
-use crate::api::runtime::ApiRuntime;
 use crate::config::{MailConfig, MailTransport};
+use crate::runtime::ApiRuntime;
 use templates::Mail;
 
 /// Messages waiting for the worker; beyond this, new ones are dropped
