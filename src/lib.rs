@@ -36,6 +36,7 @@ pub mod priority;
 pub mod ratelimit;
 pub mod revocation;
 pub mod runtime;
+pub mod schema;
 pub mod state;
 pub mod store;
 pub mod telemetry;

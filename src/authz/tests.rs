@@ -5,7 +5,7 @@ use super::*;
 use crate::principal::{OrgRole, UserId};
 
 fn rbac() -> RoleTable {
-    let file = crate::config::file::RbacFile::default();
+    let file = crate::schema::file::RbacFile::default();
     RoleTable::new(&file.roles).unwrap()
 }
 

@@ -1,13 +1,12 @@
-//! Configuration: the TOML file (`file`), value parsing (`units`), problem
-//! reporting (`problems`), the header-strip and SMTP-URL rules its stages
-//! share (`rules`) and `validate`, which consumes the file structs and
-//! returns a typed runtime [`Config`] or every problem found at once.
+//! Configuration: `validate` consumes the file structs of the leaf module
+//! [`schema`](crate::schema) (re-exported here as `file`, `units` and
+//! `problems`), compiles the routes and roles through the pure stages, and
+//! returns a typed runtime [`Config`] or every problem found at once. The
+//! header-strip and SMTP-URL rules it shares with the stages are `rules`.
 
 mod cors;
-pub mod file;
-pub mod problems;
+pub use crate::schema::{file, problems, units};
 pub mod rules;
-pub mod units;
 mod validate;
 
 #[cfg(test)]

@@ -11,10 +11,10 @@ use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 
-use crate::config::file::RateLimitFile;
-use crate::config::units::{parse_rate, Rate};
 use crate::error::ceil_secs;
 use crate::principal::Principal;
+use crate::schema::file::RateLimitFile;
+use crate::schema::units::{parse_rate, Rate};
 
 pub use crate::error::refusals::RateLimitHeaders;
 
