@@ -1,6 +1,7 @@
 //! The account API under `/auth` (DESIGN.md §6), served in-process: the
 //! gateway hands the request to this axum router as a tower service — no
-//! second listener. Handlers are thin; the logic is in `accounts`.
+//! second listener (`gateway::bridge` does the handing). Handlers are thin;
+//! the logic is in `accounts`.
 //!
 //! - `auth`: register, login, token (RFC 6749), refresh, logout
 //! - `me`: profile, password change, sessions
@@ -16,7 +17,6 @@ mod account;
 mod admin;
 mod api_keys;
 mod auth;
-pub mod bridge;
 pub mod extract;
 mod me;
 mod mfa;

@@ -16,6 +16,7 @@
 //! | `logging`                 | metrics + one structured access-log line                 |
 
 pub mod assertion;
+mod bridge;
 pub mod cors;
 pub mod ctx;
 pub mod forwarded;

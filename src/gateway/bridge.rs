@@ -9,9 +9,9 @@ use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use tower::ServiceExt;
 
+use super::ctx::RequestCtx;
 use crate::accounts::Client;
 use crate::error::GatewayError;
-use crate::gateway::ctx::RequestCtx;
 use crate::runtime::ApiRuntime;
 
 /// Largest response body the router may produce (ours are small JSON).
