@@ -14,8 +14,25 @@
 //! - [`store`]: durable state on SQLite or PostgreSQL;
 //! - [`crypto`]: passwords, opaque tokens, sealed secrets, TOTP;
 //! - [`mail`]: queued outgoing mail (log, `.eml` files or SMTP);
-//! - [`config`]: the TOML file and its validation;
+//! - [`config`]: validation of the TOML file (its structs are in [`schema`]);
 //! - [`error`]: the one error type and its problem+json form.
+//!
+//! Imports point down these floors (a module imports only its own floor or
+//! lower, and never in a circle except the edge noted last):
+//!
+//! 1. leaves: [`schema`] (config file structs, units, problems), [`crypto`],
+//!    [`error`] (with the stages' refusal kinds), [`principal`], [`priority`];
+//! 2. pure stages and their runtime: [`policy`], [`authz`], [`ratelimit`],
+//!    [`revocation`], [`runtime`];
+//! 3. [`config`]: the validated runtime config, holding the compiled routes
+//!    and roles;
+//! 4. [`store`];
+//! 5. [`authn`] and [`mail`];
+//! 6. [`accounts`];
+//! 7. the edge: [`api`], [`gateway`], [`telemetry`] and [`state`], whose
+//!    `AppState` holds their handles and is handed back to the gateway and
+//!    admin services;
+//! 8. this crate root, [`cli`] and `main`.
 //!
 //! [`Gateway::build`] turns a validated [`config::Config`] into a runnable
 //! server; [`Gateway::run`] serves until the shutdown signal fires.

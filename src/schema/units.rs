@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use jsonwebtoken::Algorithm;
 
+pub use crate::crypto::secret::SecretSource;
+
 /// Parses a duration such as `"500ms"`, `"30s"`, `"15m"`, `"1h30m"`, `"30d"`.
 /// A bare `"0"` is zero. Anything else is an error message for the user.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -88,10 +90,7 @@ pub fn parse_rate(text: &str) -> Result<Rate, String> {
     Ok(Rate { count, per })
 }
 
-pub use crate::crypto::secret::SecretSource;
-
 /// `SecretSource`'s config syntax (the type is a `crypto` leaf).
-
 impl SecretSource {
     /// Parses `"env:VAR"` or `"file:PATH"`; relative paths resolve against
     /// `base_dir` (the config file's directory).
