@@ -25,7 +25,7 @@ mod host;
 mod local;
 pub mod respond;
 mod strict;
-pub mod upstreams;
+pub use crate::upstreams;
 
 use std::time::Instant;
 
