@@ -7,10 +7,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::authn::jwt::TokenError;
-use crate::authz::Denial;
-use crate::policy::PathError;
-use crate::ratelimit::RateLimitHeaders;
+pub mod refusals;
+
+pub use refusals::{Denial, PathError, RateLimitHeaders, TokenError};
 
 #[derive(Debug, Clone)]
 pub enum GatewayError {
@@ -333,24 +332,6 @@ impl GatewayError {
             },
         })
         .unwrap_or_default()
-    }
-}
-
-impl From<crate::store::StoreError> for GatewayError {
-    fn from(e: crate::store::StoreError) -> Self {
-        match e {
-            crate::store::StoreError::Unavailable(cause) => GatewayError::StoreUnavailable(cause),
-            crate::store::StoreError::Duplicate(field) => GatewayError::Duplicate(field),
-            crate::store::StoreError::Vanished => GatewayError::NotFound("account"),
-            crate::store::StoreError::LastSuperuser => GatewayError::LastSuperuser,
-            crate::store::StoreError::Other(cause) => GatewayError::Internal(cause),
-        }
-    }
-}
-
-impl From<crate::crypto::password::HashError> for GatewayError {
-    fn from(e: crate::crypto::password::HashError) -> Self {
-        GatewayError::Internal(e.to_string())
     }
 }
 

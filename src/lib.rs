@@ -8,19 +8,36 @@
 //! - [`revocation`]: in-memory deny-list of tokens, sessions, users;
 //! - [`ratelimit`]: per-route governor limits keyed by user or client IP;
 //! - [`authz`]: roles, permissions, scopes, tenancy (pure);
-//! - [`gateway`]: header hygiene, identity headers, upstream pools;
-//! - [`telemetry`]: metrics, admin endpoints, logging;
+//! - [`gateway`]: header hygiene, identity headers; [`upstreams`]: pools;
+//! - [`telemetry`]: metrics, logging; [`admin`]: the admin endpoints;
 //! - [`api`] and [`accounts`]: the `/auth` endpoints and their logic;
 //! - [`store`]: durable state on SQLite or PostgreSQL;
 //! - [`crypto`]: passwords, opaque tokens, sealed secrets, TOTP;
 //! - [`mail`]: queued outgoing mail (log, `.eml` files or SMTP);
-//! - [`config`]: the TOML file and its validation;
+//! - [`config`]: validation of the TOML file (its structs are in [`schema`]);
 //! - [`error`]: the one error type and its problem+json form.
+//!
+//! Imports point down these floors (a module imports only its own floor or
+//! lower, and never in a circle):
+//!
+//! 1. leaves: [`schema`] (config file structs, units, problems), [`crypto`],
+//!    [`error`] (with the stages' refusal kinds), [`principal`], [`priority`];
+//! 2. pure stages and their runtime: [`policy`], [`authz`], [`ratelimit`],
+//!    [`revocation`], [`runtime`];
+//! 3. [`config`]: the validated runtime config, holding compiled routes and roles;
+//! 4. [`store`];
+//! 5. [`authn`] and [`mail`];
+//! 6. [`accounts`];
+//! 7. [`api`], [`telemetry`] (metrics, logging) and [`upstreams`];
+//! 8. [`state`]: the `AppState` of handles built from the floors below;
+//! 9. the services that run on it: [`gateway`], [`admin`], maintenance;
+//! 10. this crate root, [`cli`] and `main`.
 //!
 //! [`Gateway::build`] turns a validated [`config::Config`] into a runnable
 //! server; [`Gateway::run`] serves until the shutdown signal fires.
 
 pub mod accounts;
+pub mod admin;
 pub mod api;
 pub mod authn;
 pub mod authz;
@@ -31,12 +48,16 @@ pub mod error;
 pub mod gateway;
 pub mod mail;
 pub mod policy;
+pub mod principal;
 pub mod priority;
 pub mod ratelimit;
 pub mod revocation;
+pub mod runtime;
+pub mod schema;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod upstreams;
 
 mod maintenance;
 
@@ -48,7 +69,7 @@ use pingora::services::listening::Service;
 pub use config::Config;
 pub use state::AppState;
 
-use gateway::upstreams::HealthService;
+use upstreams::HealthService;
 
 /// A gateway ready to run.
 pub struct Gateway {
@@ -139,7 +160,7 @@ impl Gateway {
 
         let mut admin = Service::new(
             "portcullis admin".to_string(),
-            telemetry::admin::AdminApp::new(self.state.clone()),
+            admin::AdminApp::new(self.state.clone()),
         );
         admin.add_tcp(&server_cfg.admin_listen.to_string());
         admin.threads = Some(1);

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use crate::accounts::Accounts;
-use crate::api::runtime::ApiRuntime;
 use crate::api::ApiState;
 use crate::authn::api_keys::{ApiKeyVerifier, KeyCodec, KeyContext, KeyCounters};
 use crate::authn::jwks::ExternalIssuer;
@@ -14,12 +13,13 @@ use crate::authn::Authenticator;
 use crate::config::Config;
 use crate::crypto::seal::Sealer;
 use crate::crypto::secret::ServerSecret;
-use crate::gateway::upstreams::{HealthService, Upstreams};
 use crate::mail::Mailer;
 use crate::ratelimit::RouteLimiter;
 use crate::revocation::RevocationSet;
+use crate::runtime::ApiRuntime;
 use crate::store::LazyDb;
 use crate::telemetry::Metrics;
+use crate::upstreams::{HealthService, Upstreams};
 
 #[derive(Clone)]
 pub struct AppState {

@@ -23,3 +23,8 @@ impl Clock {
             .fetch_add(by.num_seconds(), Ordering::Relaxed);
     }
 }
+
+/// A timestamp as the API and mails show it: RFC 3339, whole seconds, `Z`.
+pub fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}

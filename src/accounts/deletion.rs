@@ -39,7 +39,7 @@ impl Accounts {
         };
         self.revoke_in_memory(sessions.iter().copied());
         self.keys.evict_owner(user.id);
-        let when_text = crate::api::rfc3339(when);
+        let when_text = super::clock::rfc3339(when);
         self.mailer
             .send(&user.email, templates::deletion_scheduled(&when_text));
         audit::record(

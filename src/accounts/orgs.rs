@@ -14,8 +14,8 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use super::{Accounts, Client};
-use crate::authn::principal::OrgRole;
 use crate::error::GatewayError;
+use crate::principal::OrgRole;
 use crate::store::orgs::{self, Change, Member, Membership};
 use crate::store::{audit, users, Db};
 

@@ -10,9 +10,9 @@ use serde::de::DeserializeOwned;
 
 use super::ApiState;
 use crate::accounts::Client;
-use crate::authn::principal::UserIdentity;
 use crate::error::GatewayError;
 use crate::policy::AuthMode;
+use crate::principal::UserIdentity;
 use crate::store::users::{self, User};
 
 impl<S: Send + Sync> FromRequestParts<S> for Client {

@@ -1,6 +1,7 @@
 //! The account API under `/auth` (DESIGN.md §6), served in-process: the
 //! gateway hands the request to this axum router as a tower service — no
-//! second listener. Handlers are thin; the logic is in `accounts`.
+//! second listener (`gateway::bridge` does the handing). Handlers are thin;
+//! the logic is in `accounts`.
 //!
 //! - `auth`: register, login, token (RFC 6749), refresh, logout
 //! - `me`: profile, password change, sessions
@@ -16,7 +17,6 @@ mod account;
 mod admin;
 mod api_keys;
 mod auth;
-pub mod bridge;
 pub mod extract;
 mod me;
 mod mfa;
@@ -24,7 +24,9 @@ mod openapi;
 mod orgs;
 mod paging;
 mod recovery;
-pub mod runtime;
+pub use crate::runtime;
+
+pub use crate::accounts::clock::rfc3339;
 
 use std::sync::Arc;
 
@@ -192,8 +194,4 @@ impl From<&User> for UserView {
             deletion_scheduled_for: u.deletion_scheduled_for.map(rfc3339),
         }
     }
-}
-
-pub fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }

@@ -15,8 +15,8 @@ use super::paging::{Page, Paging, PagingQuery};
 use super::{rfc3339, ApiState};
 use crate::accounts::orgs::NewMember;
 use crate::accounts::Client;
-use crate::authn::principal::OrgRole;
 use crate::error::GatewayError;
+use crate::principal::OrgRole;
 use crate::store::orgs::{Member, Membership};
 
 #[derive(Serialize, utoipa::ToSchema)]

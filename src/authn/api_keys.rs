@@ -29,12 +29,12 @@ use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use super::jwt::{now_secs, CacheOutcome};
-use super::principal::{ApiKeyId, ApiKeyIdentity, OrgId, UserId, UserIdentity};
-use crate::api::runtime::ApiRuntime;
 use crate::authz::RoleTable;
 use crate::crypto::secret::ServerSecret;
 use crate::crypto::tokens::{hex, sha256_hex};
 use crate::error::GatewayError;
+use crate::principal::{ApiKeyId, ApiKeyIdentity, OrgId, UserId, UserIdentity};
+use crate::runtime::ApiRuntime;
 use crate::store::api_keys::{self as store, KeyRecord};
 use crate::store::LazyDb;
 

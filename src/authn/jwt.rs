@@ -23,43 +23,13 @@ use sha2::{Digest, Sha256};
 
 use super::jwks::ExternalIssuer;
 use super::keys::SigningKey;
-use super::principal::{OrgId, OrgRole, SessionId, UserId, UserIdentity};
 use crate::config::TokenConfig;
+pub use crate::error::refusals::TokenError;
+use crate::principal::{OrgId, OrgRole, SessionId, UserId, UserIdentity};
 
 /// Tokens longer than this are refused before any parsing.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 const CACHE_CAPACITY: u64 = 100_000;
-
-/// Why a token was refused; always a 401 `invalid_token`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TokenError {
-    #[error("token is too large")]
-    Oversized,
-    #[error("token is malformed")]
-    Malformed,
-    #[error("token type is not accepted here")]
-    WrongType,
-    #[error("token algorithm is not accepted")]
-    WrongAlgorithm,
-    #[error("token header has unsupported critical parameters")]
-    Critical,
-    #[error("token signing key is unknown")]
-    UnknownKey,
-    #[error("token signature is invalid")]
-    BadSignature,
-    #[error("token has expired")]
-    Expired,
-    #[error("token is not valid yet")]
-    NotYetValid,
-    #[error("token issuer is not trusted")]
-    WrongIssuer,
-    #[error("token audience is not accepted")]
-    WrongAudience,
-    #[error("token claims are missing or invalid")]
-    InvalidClaims,
-    #[error("token has been revoked")]
-    Revoked,
-}
 
 impl From<jsonwebtoken::errors::Error> for TokenError {
     fn from(e: jsonwebtoken::errors::Error) -> Self {

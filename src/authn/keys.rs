@@ -4,48 +4,14 @@
 //! public JWKS.
 
 use std::path::Path;
-use std::str::FromStr;
 
 use base64::Engine;
 use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse, ThumbprintHash};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
+use jsonwebtoken::{DecodingKey, EncodingKey, Header};
 use serde::Serialize;
 
+pub use crate::config::KeyAlgorithm;
 use crate::config::SecretSource;
-
-/// The algorithms the gateway signs with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyAlgorithm {
-    EdDSA,
-    ES256,
-    RS256,
-    HS256,
-}
-
-impl FromStr for KeyAlgorithm {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "EdDSA" => Ok(Self::EdDSA),
-            "ES256" => Ok(Self::ES256),
-            "RS256" => Ok(Self::RS256),
-            "HS256" => Ok(Self::HS256),
-            _ => Err(format!("{s:?} is not one of EdDSA, ES256, RS256, HS256")),
-        }
-    }
-}
-
-impl KeyAlgorithm {
-    pub fn jwt(self) -> Algorithm {
-        match self {
-            Self::EdDSA => Algorithm::EdDSA,
-            Self::ES256 => Algorithm::ES256,
-            Self::RS256 => Algorithm::RS256,
-            Self::HS256 => Algorithm::HS256,
-        }
-    }
-}
 
 /// Minimum HS256 secret length in bytes (DESIGN.md §10).
 pub const MIN_HMAC_SECRET: usize = 32;

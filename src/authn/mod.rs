@@ -1,7 +1,8 @@
 //! Authentication: credential extraction (`credential`), the gateway's
 //! signing key (`keys`), access-token verification with its cache (`jwt`),
 //! trusted external issuers (`jwks`), API keys with their cache
-//! (`api_keys`) and the resulting `Principal` (`principal`).
+//! (`api_keys`), producing a [`Principal`](crate::principal::Principal)
+//! (the leaf module `principal`, re-exported here as `authn::principal`).
 //! `Authenticator::authenticate` runs the credential chain of DESIGN.md §4
 //! and the revocation check for one request.
 
@@ -10,7 +11,7 @@ pub mod credential;
 pub mod jwks;
 pub mod jwt;
 pub mod keys;
-pub mod principal;
+pub use crate::principal;
 
 use std::sync::Arc;
 
@@ -18,11 +19,11 @@ use http::HeaderMap;
 
 use crate::error::GatewayError;
 use crate::policy::AuthMode;
+use crate::principal::Principal;
 use crate::revocation::RevocationSet;
 use api_keys::ApiKeyVerifier;
 use credential::Credential;
 use jwt::{CacheOutcome, TokenError, TokenVerifier};
-use principal::Principal;
 
 pub struct Authenticator {
     pub verifier: TokenVerifier,

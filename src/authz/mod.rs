@@ -18,7 +18,9 @@ mod roles;
 
 pub use roles::RoleTable;
 
-use crate::authn::principal::{OrgId, OrgRole, UserIdentity};
+use crate::principal::{OrgId, OrgRole, UserIdentity};
+
+pub use crate::error::refusals::Denial;
 
 /// What a route asks of its caller.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -55,38 +57,6 @@ impl Requirements {
             }
         }
         out
-    }
-}
-
-/// Why an authenticated caller was refused (403).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Denial {
-    NotOrgMember,
-    InsufficientRole,
-    MissingPermission(String),
-    MissingScope(String),
-    MfaRequired,
-}
-
-impl Denial {
-    pub fn code(&self) -> &'static str {
-        match self {
-            Denial::NotOrgMember => "not_org_member",
-            Denial::InsufficientRole => "insufficient_role",
-            Denial::MissingPermission(_) => "insufficient_permission",
-            Denial::MissingScope(_) => "insufficient_scope",
-            Denial::MfaRequired => "mfa_required",
-        }
-    }
-
-    pub fn detail(&self) -> String {
-        match self {
-            Denial::NotOrgMember => "You are not a member of this organization".into(),
-            Denial::InsufficientRole => "Your role does not allow this request".into(),
-            Denial::MissingPermission(p) => format!("Missing permission {p:?}"),
-            Denial::MissingScope(s) => format!("Missing scope {s:?}"),
-            Denial::MfaRequired => "This route requires a second authentication factor".into(),
-        }
     }
 }
 

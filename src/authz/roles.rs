@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::authn::principal::OrgRole;
+use crate::principal::OrgRole;
 
 #[derive(Debug, Clone, Default)]
 pub struct RoleTable {

@@ -2,10 +2,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::roles::pattern_grants;
 use super::*;
-use crate::authn::principal::{OrgRole, UserId};
+use crate::principal::{OrgRole, UserId};
 
 fn rbac() -> RoleTable {
-    let file = crate::config::file::RbacFile::default();
+    let file = crate::schema::file::RbacFile::default();
     RoleTable::new(&file.roles).unwrap()
 }
 

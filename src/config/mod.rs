@@ -1,11 +1,12 @@
-//! Configuration: the TOML file (`file`), value parsing (`units`), problem
-//! reporting (`problems`) and `validate`, which consumes the file structs and
-//! returns a typed runtime [`Config`] or every problem found at once.
+//! Configuration: `validate` consumes the file structs of the leaf module
+//! [`schema`](crate::schema) (re-exported here as `file`, `units` and
+//! `problems`), compiles the routes and roles through the pure stages, and
+//! returns a typed runtime [`Config`] or every problem found at once. The
+//! header-strip and SMTP-URL rules it shares with the stages are `rules`.
 
 mod cors;
-pub mod file;
-pub mod problems;
-pub mod units;
+pub use crate::schema::{file, problems, units};
+pub mod rules;
 mod validate;
 
 #[cfg(test)]
@@ -20,9 +21,8 @@ use ipnet::IpNet;
 
 pub use cors::CorsConfig;
 pub use problems::Problem;
-pub use units::{Rate, SecretSource};
+pub use units::{KeyAlgorithm, Rate, SecretSource};
 
-use crate::authn::keys::KeyAlgorithm;
 use crate::authz::RoleTable;
 use crate::policy::RouteTable;
 
@@ -115,7 +115,7 @@ pub struct AccountsConfig {
     pub password: crate::crypto::password::Policy,
     pub argon2: crate::crypto::password::Cost,
     pub max_sessions_per_user: u32,
-    pub lockout: crate::store::lockouts::Policy,
+    pub lockout: LockoutPolicy,
     pub refresh_reuse_grace: Duration,
     /// From `POST /auth/account/delete` to the purge.
     pub deletion_grace: Duration,
@@ -129,6 +129,15 @@ pub struct AccountsConfig {
     pub throttle_login: Rate,
     pub throttle_register: Rate,
     pub throttle_forgot_password: Rate,
+}
+
+/// `[accounts.lockout]`: failures per key within `window` lock it for
+/// `duration` (`store::lockouts` enforces it).
+#[derive(Debug, Clone, Copy)]
+pub struct LockoutPolicy {
+    pub max_failures: u32,
+    pub window: chrono::Duration,
+    pub duration: chrono::Duration,
 }
 
 #[derive(Debug, Clone)]

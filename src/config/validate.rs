@@ -11,7 +11,6 @@ use super::file::*;
 use super::problems::Problems;
 use super::units::{parse_duration, parse_rate, resolve_path, SecretSource};
 use super::*;
-use crate::authn::keys::KeyAlgorithm;
 use crate::authz::RoleTable;
 use crate::policy::RouteTable;
 
@@ -42,7 +41,7 @@ pub(super) fn validate(
         );
     }
     for (i, name) in api_keys.headers.iter().enumerate() {
-        if crate::gateway::headers::must_strip(name, &headers) {
+        if super::rules::must_strip(name, &headers) {
             p.add(
                 format!("api_keys.headers.{i}"),
                 format!("{name:?} would be stripped by the [headers] rules before it is read"),
@@ -50,7 +49,7 @@ pub(super) fn validate(
         }
     }
     if let Some(name) = &api_keys.client_id_header {
-        if crate::gateway::headers::must_strip(name, &headers) {
+        if super::rules::must_strip(name, &headers) {
             p.add(
                 "api_keys.client_id_header",
                 format!("{name:?} would be stripped by the [headers] rules before it is read"),
@@ -362,7 +361,7 @@ fn accounts(a: &AccountsFile, base_dir: &Path, p: &mut Problems) -> AccountsConf
             parallelism: a.argon2.parallelism,
         },
         max_sessions_per_user: a.max_sessions_per_user,
-        lockout: crate::store::lockouts::Policy {
+        lockout: LockoutPolicy {
             max_failures: a.lockout.max_failures,
             window: chrono(window),
             duration: chrono(lock_for),
@@ -447,7 +446,7 @@ fn mail(m: &MailFile, base_dir: &Path, p: &mut Problems) -> MailParts {
                 };
                 let url = p.check("mail.smtp_url", url).unwrap_or_default();
                 if !url.is_empty() {
-                    if let Err(e) = crate::mail::check_smtp_url(&url) {
+                    if let Err(e) = super::rules::check_smtp_url(&url) {
                         p.add("mail.smtp_url", e);
                     }
                 }

@@ -108,6 +108,12 @@ pub enum HashError {
     Failed(String),
 }
 
+impl From<HashError> for crate::error::GatewayError {
+    fn from(e: HashError) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
 type Job = Box<dyn FnOnce() + Send>;
 
 /// Waiting hash jobs beyond this make callers wait to enqueue (backpressure).

@@ -5,12 +5,19 @@
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
 
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
 
-use crate::config::units::SecretSource;
+/// Where a secret comes from (`"env:VAR"` or `"file:PATH"` in the config
+/// file; `config::units` parses it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    Env(String),
+    File(PathBuf),
+}
 
 /// Bytes written to a new secret file.
 const NEW_SECRET_BYTES: usize = 32;

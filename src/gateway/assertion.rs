@@ -6,8 +6,8 @@ use serde::Serialize;
 
 use crate::authn::jwt::now_secs;
 use crate::authn::keys::SigningKey;
-use crate::authn::principal::UserIdentity;
 use crate::authz::OrgContext;
+use crate::principal::UserIdentity;
 
 pub const ASSERTION_TTL_SECS: i64 = 60;
 

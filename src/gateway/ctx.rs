@@ -4,9 +4,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
 use super::cors::CorsAnswer;
-use crate::authn::principal::Principal;
 use crate::authz::OrgContext;
 use crate::error::GatewayError;
+use crate::principal::Principal;
 use crate::ratelimit::RateLimitHeaders;
 
 /// What the gateway decided, for metrics and the access log.

@@ -4,65 +4,10 @@
 
 use pingora::http::RequestHeader;
 
-use crate::authn::principal::{ApiKeyIdentity, UserIdentity};
 use crate::authz::OrgContext;
+use crate::config::rules::must_strip;
 use crate::config::HeaderConfig;
-
-/// Headers no client may set: rewrite/override tricks and forwarding
-/// headers the gateway writes itself (compared after `_` → `-` folding).
-const ALWAYS_STRIPPED: &[&str] = &[
-    "x-original-url",
-    "x-rewrite-url",
-    "x-original-uri",
-    "x-original-method",
-    "x-http-method-override",
-    "x-http-method",
-    "x-method-override",
-    "forwarded",
-    "x-real-ip",
-    "x-client-ip",
-    "true-client-ip",
-    "x-cluster-client-ip",
-    "x-url-scheme",
-    "front-end-https",
-    "x-host",
-    "x-original-host",
-    "x-request-id",
-    // The identity headers the gateway itself emits (§5) are never taken
-    // from a client, whatever the configured strip lists say.
-    "x-auth-user-id",
-    "x-auth-email",
-    "x-auth-roles",
-    "x-auth-org-role",
-    "x-auth-org-id",
-    "x-auth-scopes",
-    "x-auth-method",
-    "x-auth-key-id",
-    "x-auth-client-id",
-    "x-auth-session-id",
-    "x-auth-token",
-    "x-auth-issuer",
-];
-
-/// Prefixes no client may set: every `X-Forwarded-*` (`-For`, `-Proto`,
-/// `-Host`, `-Ssl`, `-Uri`, …) is written by the gateway or not at all.
-const ALWAYS_STRIPPED_PREFIXES: &[&str] = &["x-forwarded-"];
-
-fn folded(name: &str) -> String {
-    name.to_ascii_lowercase().replace('_', "-")
-}
-
-/// Whether an incoming header must be removed.
-pub fn must_strip(name: &str, cfg: &HeaderConfig) -> bool {
-    let name = folded(name);
-    ALWAYS_STRIPPED.contains(&name.as_str())
-        || ALWAYS_STRIPPED_PREFIXES.iter().any(|p| name.starts_with(p))
-        || cfg.strip.contains(&name)
-        || cfg
-            .strip_prefixes
-            .iter()
-            .any(|p| name.starts_with(p.as_str()))
-}
+use crate::principal::{ApiKeyIdentity, UserIdentity};
 
 /// Removes every header matching the strip rules (all values of each),
 /// and their nominations in `Connection`.

@@ -48,7 +48,7 @@ pub async fn serve(
             Ok(())
         }
         LocalEndpoint::AccountApi => {
-            crate::api::bridge::serve(
+            super::bridge::serve(
                 &state.api,
                 &state.api_runtime,
                 session,

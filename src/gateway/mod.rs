@@ -16,6 +16,7 @@
 //! | `logging`                 | metrics + one structured access-log line                 |
 
 pub mod assertion;
+mod bridge;
 pub mod cors;
 pub mod ctx;
 pub mod forwarded;
@@ -24,7 +25,7 @@ mod host;
 mod local;
 pub mod respond;
 mod strict;
-pub mod upstreams;
+pub use crate::upstreams;
 
 use std::time::Instant;
 

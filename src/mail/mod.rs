@@ -18,8 +18,8 @@ use lettre::message::{Body, Mailbox};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use tokio::sync::{mpsc, Semaphore};
 
-use crate::api::runtime::ApiRuntime;
 use crate::config::{MailConfig, MailTransport};
+use crate::runtime::ApiRuntime;
 use templates::Mail;
 
 /// Messages waiting for the worker; beyond this, new ones are dropped
@@ -35,33 +35,6 @@ const BACKOFF: [Duration; 3] = [
 ];
 /// SMTP connect and command timeout.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// Refuses SMTP URLs lettre cannot use, and plain `smtp://` to a remote
-/// host: tokens would cross the network in the clear. Messages never
-/// repeat the URL's password.
-pub fn check_smtp_url(url: &str) -> Result<(), String> {
-    let parsed = url::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
-    let shown = format!(
-        "{}://{}",
-        parsed.scheme(),
-        parsed.host_str().unwrap_or_default()
-    );
-    AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-        .map_err(|e| format!("{shown}: not an SMTP URL lettre understands: {e}"))?;
-    let tls = parsed
-        .query_pairs()
-        .any(|(k, v)| k == "tls" && (v == "required" || v == "opportunistic"));
-    let local = matches!(
-        parsed.host_str(),
-        Some("localhost" | "127.0.0.1" | "[::1]" | "::1")
-    );
-    if parsed.scheme() == "smtp" && !tls && !local {
-        return Err(format!(
-            "{shown} would send mail (and its tokens) unencrypted; use smtps://, or smtp://…?tls=required for STARTTLS"
-        ));
-    }
-    Ok(())
-}
 
 /// The paths below `mail.link_base` that mails link to (with `?token=`).
 pub const LINK_PATHS: [&str; 2] = ["/reset-password", "/verify-email"];

@@ -9,47 +9,7 @@
 //! fully decoded bytes must be valid UTF-8. Then repeated slashes collapse and
 //! dot-segments are removed (RFC 3986 §5.2.4).
 
-use std::fmt;
-
-/// Why a path was refused; every variant is a 400 for the client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PathError {
-    NotOriginForm,
-    EncodedSlash,
-    EncodedBackslash,
-    EncodedNul,
-    EncodedHash,
-    EncodedControl,
-    Backslash,
-    RawControlOrNonAscii,
-    MalformedEscape,
-    InvalidUtf8,
-    Semicolon,
-    DotSegmentParameters,
-}
-
-impl fmt::Display for PathError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::NotOriginForm => "request path must start with \"/\"",
-            Self::EncodedSlash => "encoded \"/\" (%2F) is not allowed in the path",
-            Self::EncodedBackslash => "encoded \"\\\" (%5C) is not allowed in the path",
-            Self::EncodedNul => "encoded NUL (%00) is not allowed in the path",
-            Self::EncodedHash => "encoded \"#\" (%23) is not allowed in the path",
-            Self::EncodedControl => "encoded control characters are not allowed in the path",
-            Self::Backslash => "\"\\\" is not allowed in the path",
-            Self::RawControlOrNonAscii => {
-                "raw control or non-ASCII bytes are not allowed in the path; percent-encode them"
-            }
-            Self::MalformedEscape => "malformed percent-escape in the path",
-            Self::InvalidUtf8 => "the path does not decode to valid UTF-8",
-            Self::Semicolon => "\";\" is not allowed in the path",
-            Self::DotSegmentParameters => {
-                "a path segment of \".\", \"..\" or nothing may not carry \";\" parameters"
-            }
-        })
-    }
-}
+pub use crate::error::refusals::PathError;
 
 fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')

@@ -4,9 +4,9 @@ use http::Method;
 
 use super::pattern::Pattern;
 use crate::authz::Requirements;
-use crate::config::file::RouteFile;
-use crate::config::problems::Problems;
 use crate::ratelimit::RateLimitSpec;
+use crate::schema::file::RouteFile;
+use crate::schema::problems::Problems;
 
 /// Which credentials a route takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,8 +10,8 @@ use http::Method;
 
 use super::pattern::Segment;
 use super::route::{compile_route, RouteRule};
-use crate::config::file::RouteFile;
-use crate::config::problems::Problems;
+use crate::schema::file::RouteFile;
+use crate::schema::problems::Problems;
 
 #[derive(Debug, Clone, Default)]
 struct Node {

@@ -11,10 +11,12 @@ use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 
-use crate::authn::principal::Principal;
-use crate::config::file::RateLimitFile;
-use crate::config::units::{parse_rate, Rate};
 use crate::error::ceil_secs;
+use crate::principal::Principal;
+use crate::schema::file::RateLimitFile;
+use crate::schema::units::{parse_rate, Rate};
+
+pub use crate::error::refusals::RateLimitHeaders;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RateKeyKind {
@@ -71,24 +73,6 @@ impl RateKey {
             },
             RateKeyKind::Ip => RateKey::Ip(client_ip),
         }
-    }
-}
-
-/// `RateLimit-*` response headers (IETF draft) and `Retry-After`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimitHeaders {
-    pub limit: u32,
-    pub remaining: u32,
-    pub reset_secs: u64,
-}
-
-impl RateLimitHeaders {
-    pub fn pairs(&self) -> [(&'static str, String); 3] {
-        [
-            ("RateLimit-Limit", self.limit.to_string()),
-            ("RateLimit-Remaining", self.remaining.to_string()),
-            ("RateLimit-Reset", self.reset_secs.to_string()),
-        ]
     }
 }
 

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::RwLock;
 
-use crate::authn::principal::{SessionId, UserIdentity};
+use crate::principal::{SessionId, UserIdentity};
 
 /// Why a token is no longer accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,7 +109,7 @@ impl RevocationSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::authn::principal::UserId;
+    use crate::principal::UserId;
 
     fn token(jti: &str, session: Option<SessionId>, iat: i64) -> UserIdentity {
         UserIdentity {

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{bounded, from_json_list, on_db, to_json_list, Db, StoreError};
-use crate::authn::principal::OrgRole;
+use crate::principal::OrgRole;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 struct KeyRow {

@@ -4,16 +4,11 @@
 //! per-IP control is the login throttle). Kept in the database so every
 //! instance sees the same lockout and a restart forgets nothing.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 
 use super::{bounded, on_db, Db, StoreError};
 
-#[derive(Debug, Clone, Copy)]
-pub struct Policy {
-    pub max_failures: u32,
-    pub window: Duration,
-    pub duration: Duration,
-}
+pub use crate::config::LockoutPolicy as Policy;
 
 /// The lockout state of one key.
 pub struct Status {

@@ -70,6 +70,20 @@ pub enum StoreError {
     Other(String),
 }
 
+/// Where the store meets the pipeline: each store failure becomes the
+/// problem the client sees (5xx for the database, never 400).
+impl From<StoreError> for crate::error::GatewayError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(cause) => Self::StoreUnavailable(cause),
+            StoreError::Duplicate(field) => Self::Duplicate(field),
+            StoreError::Vanished => Self::NotFound("account"),
+            StoreError::LastSuperuser => Self::LastSuperuser,
+            StoreError::Other(cause) => Self::Internal(cause),
+        }
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match &e {

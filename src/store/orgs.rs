@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{bounded, on_db, Db, StoreError};
-use crate::authn::principal::OrgRole;
+use crate::principal::OrgRole;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 struct OrgRow {

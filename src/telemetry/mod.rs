@@ -1,7 +1,6 @@
-//! Metrics (Prometheus text on the admin listener), the admin endpoints and
+//! Metrics (Prometheus text, served by [`admin`](crate::admin)) and the
 //! logging set-up. Secrets, tokens and passwords are never logged.
 
-pub mod admin;
 pub mod metrics;
 
 pub use metrics::Metrics;

@@ -2,6 +2,8 @@
 //! token signing, audit writes) run here on a low-priority thread, so the
 //! proxy's threads only read the request body and write the answer. A login
 //! storm therefore queues behind proxied traffic instead of in front of it.
+//! A leaf below the stages: the mail worker and API-key bookkeeping run
+//! here too; `api` re-exports it as `api::runtime`.
 
 use std::future::Future;
 use std::sync::Arc;

@@ -9,10 +9,10 @@ use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use tower::ServiceExt;
 
-use super::runtime::ApiRuntime;
+use super::ctx::RequestCtx;
 use crate::accounts::Client;
 use crate::error::GatewayError;
-use crate::gateway::ctx::RequestCtx;
+use crate::runtime::ApiRuntime;
 
 /// Largest response body the router may produce (ours are small JSON).
 const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;

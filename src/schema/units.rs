@@ -1,9 +1,15 @@
 //! Parsing of the small value languages used in the config file: durations
 //! (`"30s"`, `"15m"`, `"1h30m"`, `"30d"`), rates (`"20/s"`, `"100/m"`,
-//! `"1000/h"`) and secrets (`"env:VAR"`, `"file:PATH"`).
+//! `"1000/h"`), secrets (`"env:VAR"`, `"file:PATH"`) and the signing
+//! algorithm (`"EdDSA"`, …), a leaf type that `authn` and the CLI consume.
 
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
+
+use jsonwebtoken::Algorithm;
+
+pub use crate::crypto::secret::SecretSource;
 
 /// Parses a duration such as `"500ms"`, `"30s"`, `"15m"`, `"1h30m"`, `"30d"`.
 /// A bare `"0"` is zero. Anything else is an error message for the user.
@@ -84,13 +90,7 @@ pub fn parse_rate(text: &str) -> Result<Rate, String> {
     Ok(Rate { count, per })
 }
 
-/// Where a secret comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SecretSource {
-    Env(String),
-    File(PathBuf),
-}
-
+/// `SecretSource`'s config syntax (the type is a `crypto` leaf).
 impl SecretSource {
     /// Parses `"env:VAR"` or `"file:PATH"`; relative paths resolve against
     /// `base_dir` (the config file's directory).
@@ -152,6 +152,40 @@ pub fn resolve_path(base_dir: &Path, path: &str) -> PathBuf {
         p.to_path_buf()
     } else {
         base_dir.join(p)
+    }
+}
+
+/// The algorithms the gateway signs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyAlgorithm {
+    EdDSA,
+    ES256,
+    RS256,
+    HS256,
+}
+
+impl FromStr for KeyAlgorithm {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "EdDSA" => Ok(Self::EdDSA),
+            "ES256" => Ok(Self::ES256),
+            "RS256" => Ok(Self::RS256),
+            "HS256" => Ok(Self::HS256),
+            _ => Err(format!("{s:?} is not one of EdDSA, ES256, RS256, HS256")),
+        }
+    }
+}
+
+impl KeyAlgorithm {
+    pub fn jwt(self) -> Algorithm {
+        match self {
+            Self::EdDSA => Algorithm::EdDSA,
+            Self::ES256 => Algorithm::ES256,
+            Self::RS256 => Algorithm::RS256,
+            Self::HS256 => Algorithm::HS256,
+        }
     }
 }
 
