@@ -20,8 +20,9 @@
 //! Imports point down these floors (a module imports only its own floor or
 //! lower, and never in a circle):
 //!
-//! 1. leaves: [`schema`] (config file structs, units, problems), [`crypto`],
-//!    [`error`] (with the stages' refusal kinds), [`principal`], [`priority`];
+//! 1. leaves: [`schema`] (config file structs, units, problems, the role
+//!    table), [`crypto`], [`error`] (with the stages' refusal kinds),
+//!    [`principal`], [`priority`];
 //! 2. pure stages and their runtime: [`policy`], [`authz`], [`ratelimit`],
 //!    [`revocation`], [`runtime`];
 //! 3. [`config`]: the validated runtime config, holding compiled routes and roles;

@@ -13,12 +13,10 @@
 //! An org-bound API key is authorized in its org only (`authorize_in` with
 //! `pinned`): its role is the owner's current role there, whether or not
 //! the route has `org_param`, and a path naming another org is refused.
-
-mod roles;
-
-pub use roles::RoleTable;
+pub use crate::schema::roles::RoleTable;
 
 use crate::principal::{OrgId, OrgRole, UserIdentity};
+use crate::schema::roles;
 
 pub use crate::error::refusals::Denial;
 

@@ -23,8 +23,8 @@ pub use cors::CorsConfig;
 pub use problems::Problem;
 pub use units::{KeyAlgorithm, Rate, SecretSource};
 
-use crate::authz::RoleTable;
 use crate::policy::RouteTable;
+use crate::schema::roles::RoleTable;
 
 /// The validated runtime configuration.
 #[derive(Debug, Clone)]

@@ -11,8 +11,8 @@ use super::file::*;
 use super::problems::Problems;
 use super::units::{parse_duration, parse_rate, resolve_path, SecretSource};
 use super::*;
-use crate::authz::RoleTable;
 use crate::policy::RouteTable;
+use crate::schema::roles::RoleTable;
 
 pub(super) fn validate(
     file: FileConfig,
