@@ -99,6 +99,16 @@ fn database(url: &str) -> String {
     format!("\n[database]\nurl = \"{url}\"\nmax_connections = 4\n")
 }
 
+/// A fresh directory with a config of `[accounts]` on `backend`'s
+/// database: (the directory, kept alive by the caller; the database url;
+/// the config file).
+fn setup(backend: &Backend) -> (tempfile::TempDir, String, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = shared_url(backend, dir.path());
+    let cfg = write_config(dir.path(), &format!("{}{ACCOUNTS}", database(&url)));
+    (dir, url, cfg)
+}
+
 async fn count_users(url: &str) -> i64 {
     const SQL: &str = "SELECT COUNT(*) FROM users";
     if let Some(path) = url.strip_prefix("sqlite://") {
@@ -195,9 +205,7 @@ async fn migrate_reports_an_unreachable_database() {
 async fn created_superuser_administers_and_plain_user_does_not() {
     for backend in backends().await {
         let b = backend.name;
-        let dir = tempfile::tempdir().unwrap();
-        let url = shared_url(&backend, dir.path());
-        let cfg = write_config(dir.path(), &format!("{}{ACCOUNTS}", database(&url)));
+        let (_dir, url, cfg) = setup(&backend);
         let root_id = create_user(&cfg, "root@example.com", &["--superuser"], ROOT_PASSWORD, b);
         let plain_id = create_user(
             &cfg,
@@ -314,9 +322,7 @@ async fn created_superuser_administers_and_plain_user_does_not() {
 async fn user_create_refuses_bad_input_and_duplicates() {
     for backend in backends().await {
         let b = backend.name;
-        let dir = tempfile::tempdir().unwrap();
-        let url = shared_url(&backend, dir.path());
-        let cfg = write_config(dir.path(), &format!("{}{ACCOUNTS}", database(&url)));
+        let (_dir, url, cfg) = setup(&backend);
 
         let refused = |args: &[&str], stdin: &str, names: &str| {
             let o = run(args, &cfg, stdin);
@@ -403,9 +409,7 @@ async fn user_promote_restores_a_superuser() {
     use portcullis::store::users;
     for backend in backends().await {
         let b = backend.name;
-        let dir = tempfile::tempdir().unwrap();
-        let url = shared_url(&backend, dir.path());
-        let cfg = write_config(dir.path(), &format!("{}{ACCOUNTS}", database(&url)));
+        let (_dir, url, cfg) = setup(&backend);
         let root_id = create_user(&cfg, "root@example.com", &["--superuser"], ROOT_PASSWORD, b);
         let plain_id = create_user(&cfg, "plain@example.com", &[], PLAIN_PASSWORD, b);
 
@@ -502,9 +506,7 @@ async fn user_list_prints_every_user_one_line_each() {
     use portcullis::store::users;
     for backend in backends().await {
         let b = backend.name;
-        let dir = tempfile::tempdir().unwrap();
-        let url = shared_url(&backend, dir.path());
-        let cfg = write_config(dir.path(), &format!("{}{ACCOUNTS}", database(&url)));
+        let (_dir, _url, cfg) = setup(&backend);
         let root_id = create_user(&cfg, "root@example.com", &["--superuser"], ROOT_PASSWORD, b);
         let named_id = create_user(
             &cfg,

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::{Accounts, Client};
 use crate::crypto::tokens::{random_token, sha256_hex};
 use crate::error::GatewayError;
-use crate::mail::templates;
+use crate::mail::{self, templates};
 use crate::store::account_tokens::{self, NewToken, Purpose};
 use crate::store::users::{self, User};
 use crate::store::{audit, lockouts};
@@ -54,7 +54,7 @@ impl Accounts {
         let now = self.clock.now();
         let (ttl, kind, mail) = match purpose {
             Purpose::ResetPassword => {
-                let link = self.mailer.link("/reset-password", &token);
+                let link = self.mailer.link(mail::RESET_PASSWORD_PATH, &token);
                 (
                     Duration::minutes(RESET_TTL_MINUTES),
                     "reset",
@@ -62,7 +62,7 @@ impl Accounts {
                 )
             }
             Purpose::VerifyEmail => {
-                let link = self.mailer.link("/verify-email", &token);
+                let link = self.mailer.link(mail::VERIFY_EMAIL_PATH, &token);
                 (
                     Duration::hours(VERIFY_TTL_HOURS),
                     "verify",

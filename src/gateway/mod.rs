@@ -113,16 +113,7 @@ impl Proxy {
         ctx: &mut RequestCtx,
     ) -> Result<Admit, GatewayError> {
         self.identify(session, ctx);
-        let head = (session.req_header().version < http::Version::HTTP_2)
-            .then(|| session.downstream_session.to_h1_raw());
-        let request_line = head
-            .as_deref()
-            .map(|h| h.split(|&b| b == b'\n').next().unwrap_or(h));
-        strict::check(
-            session.req_header(),
-            request_line,
-            ctx.absolute_authority.is_some(),
-        )?;
+        strict::check_session(session, ctx.absolute_authority.is_some())?;
         let config = &self.state.config;
         let normalized = normalize_path(
             session.req_header().uri.path().as_bytes(),

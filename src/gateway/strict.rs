@@ -13,17 +13,31 @@
 //! malformed `Host` on HTTP/1.1.
 
 use pingora::http::RequestHeader;
+use pingora::proxy::Session;
 
 use crate::error::GatewayError;
 
 /// What `Allow` names when a method is never served (`TRACE`, `CONNECT`).
 const SERVED_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
 
+/// Checks the request of `session`, reading its HTTP/1 request line as
+/// received; `absolute_form` as for `check`.
+pub fn check_session(session: &Session, absolute_form: bool) -> Result<(), GatewayError> {
+    let req = session.req_header();
+    // A refcounted slice of pingora's read buffer, not a copy.
+    let head =
+        (req.version < http::Version::HTTP_2).then(|| session.downstream_session.to_h1_raw());
+    let request_line = head
+        .as_deref()
+        .map(|h| h.split(|&b| b == b'\n').next().unwrap_or(h));
+    check(req, request_line, absolute_form)
+}
+
 /// Checks a request; `request_line` is its HTTP/1 request line as received
 /// (pingora cuts a fragment off before the parsed target shows it), and
 /// `absolute_form` says its target names the host itself (then `Host` may
 /// be absent: the target's authority is what is matched and forwarded).
-pub fn check(
+fn check(
     req: &RequestHeader,
     request_line: Option<&[u8]>,
     absolute_form: bool,

@@ -37,7 +37,9 @@ const BACKOFF: [Duration; 3] = [
 const SMTP_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// The paths below `mail.link_base` that mails link to (with `?token=`).
-pub const LINK_PATHS: [&str; 2] = ["/reset-password", "/verify-email"];
+pub const RESET_PASSWORD_PATH: &str = "/reset-password";
+pub const VERIFY_EMAIL_PATH: &str = "/verify-email";
+pub const LINK_PATHS: [&str; 2] = [RESET_PASSWORD_PATH, VERIFY_EMAIL_PATH];
 
 /// The warning `serve` logs and `check` prints when mail links point at
 /// this gateway's own origin (`link_base` left to `server.public_url`, say)
